@@ -1,0 +1,874 @@
+//! The [`Decoder`]: one record's bytes in, [`Decoded`] items out.
+//!
+//! The steps, in order: size limit → gzip (bounded inflate) → container
+//! (JSON array batch, CloudWatch Logs envelope, or one object) → flatten
+//! ([`crate::scan`]) → format (forced or `auto`) → slots ([`crate::fields`]) →
+//! timestamp → tenant ([`crate::tenant`]) → [`Event`]. Every failure becomes
+//! a [`Rejection`] with a reason; nothing here panics on any input (the fuzz
+//! targets and property tests hold it to that).
+
+use std::borrow::Cow;
+use std::io::Read;
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::config::{DecodeConfig, Format, Limits};
+use crate::event::{Event, Text};
+use crate::fields::{self, RecordFormat, Slot, AUTO_ORDER, SLOTS};
+use crate::outcome::{Decoded, RejectReason, Rejection, SkipReason};
+use crate::scan::{self, Flat, Scalar, ScanError};
+use crate::tenant::{RecordMeta, TenantCtx, TenantError, TenantResolver, TenantRuleError};
+use crate::time;
+use crate::token;
+
+/// A configuration the decoder cannot run with. All problems are listed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl From<TenantRuleError> for ConfigError {
+    fn from(e: TenantRuleError) -> Self {
+        ConfigError(vec![e.to_string()])
+    }
+}
+
+/// Counts of quirks the decoder met and resolved by a documented rule.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Quirks {
+    /// Records whose epoch time and text time differ by more than a second;
+    /// the epoch time is used (it is absolute, the text time is zone-local).
+    pub time_disagreements: u64,
+}
+
+/// Decodes the records of one input. Cheap to clone; not shared between
+/// threads (each input task owns one).
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    format: Format,
+    limits: Limits,
+    tenant: TenantResolver,
+    feed_tz: Tz,
+    /// Operator field mappings as (flattened path, slot).
+    mapped: Vec<(String, Slot)>,
+    subject_key: [u8; 32],
+    pub quirks: Quirks,
+}
+
+/// Where a record sits inside its container.
+#[derive(Default, Clone, Copy)]
+struct Env<'e> {
+    log_group: Option<&'e str>,
+    log_stream: Option<&'e str>,
+    cw_id: Option<&'e str>,
+    cw_ts: Option<DateTime<Utc>>,
+    index: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "messageType", borrow)]
+    message_type: Cow<'a, str>,
+    #[serde(rename = "logGroup", default, borrow)]
+    log_group: Option<Cow<'a, str>>,
+    #[serde(rename = "logStream", default, borrow)]
+    log_stream: Option<Cow<'a, str>>,
+    #[serde(rename = "logEvents", default, borrow)]
+    log_events: Vec<LogEvent<'a>>,
+}
+
+#[derive(Deserialize)]
+struct LogEvent<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    timestamp: Option<f64>,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+}
+
+/// Sentinels that mean "no value" in every format.
+pub(crate) fn is_sentinel(s: &str) -> bool {
+    matches!(s.trim(), "" | "-" | "None" | "NA" | "N/A")
+}
+
+/// An API Gateway execution-log line: `(<request id>) <free text>`.
+fn is_execution_log(b: &[u8]) -> bool {
+    if b.first() != Some(&b'(') {
+        return false;
+    }
+    let Some(end) = b.iter().take(80).position(|&c| c == b')') else {
+        return false;
+    };
+    end >= 9
+        && b[1..end]
+            .iter()
+            .all(|c| c.is_ascii_hexdigit() || *c == b'-')
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let b = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+/// Inflates gzip (multi-member) up to `limit` bytes; past it, stops.
+pub fn gunzip_bounded(data: &[u8], limit: usize) -> Result<Vec<u8>, RejectReason> {
+    let mut out = Vec::with_capacity((data.len() * 4).min(limit));
+    let mut dec = flate2::read::MultiGzDecoder::new(data).take(limit as u64 + 1);
+    match dec.read_to_end(&mut out) {
+        Ok(_) if out.len() > limit => Err(RejectReason::DecompressedTooLarge),
+        Ok(_) => Ok(out),
+        Err(_) => Err(RejectReason::BadGzip),
+    }
+}
+
+impl Decoder {
+    /// Checks the configuration and builds a decoder.
+    pub fn new(cfg: &DecodeConfig) -> Result<Self, ConfigError> {
+        let mut errs = Vec::new();
+        let tenant = match cfg.tenant.compile() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errs.push(e.to_string());
+                None
+            }
+        };
+        let feed_tz = match time::parse_tz(&cfg.feed_time_zone) {
+            Some(tz) => tz,
+            None => {
+                errs.push(format!(
+                    "feed_time_zone {:?} is not an IANA time zone",
+                    cfg.feed_time_zone
+                ));
+                Tz::UTC
+            }
+        };
+        let mut mapped = Vec::new();
+        for (name, ptr) in &cfg.fields {
+            match (fields::mappable(name), fields::pointer_to_path(ptr)) {
+                (Some(slot), Ok(path)) => mapped.push((path, slot)),
+                (None, _) => errs.push(format!(
+                    "fields.{name}: not a mappable field (one of {})",
+                    fields::MAPPABLE_NAMES
+                )),
+                (_, Err(e)) => errs.push(format!("fields.{name}: {e}")),
+            }
+        }
+        let l = &cfg.limits;
+        for (name, v) in [
+            ("max_record_bytes", l.max_record_bytes),
+            ("max_decompressed_bytes", l.max_decompressed_bytes),
+            ("max_batch_events", l.max_batch_events),
+            ("max_depth", l.max_depth),
+        ] {
+            if v == 0 {
+                errs.push(format!("limits.{name} must be greater than 0"));
+            }
+        }
+        if l.max_depth > 100 {
+            errs.push("limits.max_depth must be at most 100".into());
+        }
+        match tenant {
+            Some(tenant) if errs.is_empty() => Ok(Decoder {
+                format: cfg.format,
+                limits: cfg.limits.clone(),
+                tenant,
+                feed_tz,
+                mapped,
+                subject_key: cfg.subject_key.0,
+                quirks: Quirks::default(),
+            }),
+            _ => Err(ConfigError(errs)),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The same decoder with other limits (for a whole-file batch, say).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Decodes one record (a Kafka message, a Kinesis record, a line of a
+    /// file) and appends what it yields to `out`.
+    pub fn decode(&mut self, record: &[u8], meta: &RecordMeta<'_>, out: &mut Vec<Decoded>) {
+        if record.len() > self.limits.max_record_bytes {
+            out.push(reject(
+                RejectReason::TooLarge,
+                format!(
+                    "record is {} bytes; limits.max_record_bytes is {}",
+                    record.len(),
+                    self.limits.max_record_bytes
+                ),
+            ));
+            return;
+        }
+        if record.starts_with(&[0x1f, 0x8b]) {
+            match gunzip_bounded(record, self.limits.max_decompressed_bytes) {
+                Ok(buf) => self.decode_stream(&buf, meta, out),
+                Err(r) => out.push(reject(
+                    r,
+                    match r {
+                        RejectReason::DecompressedTooLarge => format!(
+                            "inflated past limits.max_decompressed_bytes ({})",
+                            self.limits.max_decompressed_bytes
+                        ),
+                        _ => "gzip stream is corrupt or truncated".into(),
+                    },
+                )),
+            }
+            return;
+        }
+        let rec = trim(record);
+        if rec.is_empty() {
+            out.push(Decoded::Skipped(SkipReason::Blank));
+            return;
+        }
+        self.decode_value(rec, meta, out);
+    }
+
+    /// An inflated payload: one or more JSON values, back to back or one per
+    /// line (a Firehose-style concatenation).
+    fn decode_stream(&mut self, buf: &[u8], meta: &RecordMeta<'_>, out: &mut Vec<Decoded>) {
+        let body = trim(buf);
+        if body.is_empty() {
+            out.push(Decoded::Skipped(SkipReason::Blank));
+            return;
+        }
+        if !matches!(body[0], b'{' | b'[') {
+            self.decode_value(body, meta, out);
+            return;
+        }
+        let mut it = serde_json::Deserializer::from_slice(body).into_iter::<&RawValue>();
+        let mut n = 0usize;
+        loop {
+            match it.next() {
+                None => break,
+                Some(Ok(v)) => {
+                    n += 1;
+                    if n > self.limits.max_batch_events {
+                        out.push(reject(
+                            RejectReason::BatchTooLarge,
+                            format!(
+                                "payload holds more than limits.max_batch_events ({}) values",
+                                self.limits.max_batch_events
+                            ),
+                        ));
+                        break;
+                    }
+                    self.decode_value(v.get().as_bytes(), meta, out);
+                }
+                Some(Err(e)) => {
+                    let r = if e.to_string().starts_with("recursion limit") {
+                        RejectReason::TooDeep
+                    } else {
+                        RejectReason::NotJson
+                    };
+                    out.push(reject(
+                        r,
+                        format!("inflated payload is not JSON after {n} values"),
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// One JSON value: an array batch, a CloudWatch envelope or a record.
+    fn decode_value(&mut self, b: &[u8], meta: &RecordMeta<'_>, out: &mut Vec<Decoded>) {
+        match b.first() {
+            Some(b'[') => self.decode_batch(b, meta, out),
+            Some(b'{')
+                if memchr::memmem::find(b, b"\"logEvents\"").is_some()
+                    && memchr::memmem::find(b, b"\"messageType\"").is_some() =>
+            {
+                self.decode_envelope(b, meta, out)
+            }
+            _ if self.format == Format::Cloudwatch => out.push(reject(
+                RejectReason::UnknownFormat,
+                "format is cloudwatch but the record is not a CloudWatch Logs envelope",
+            )),
+            _ => self.decode_object(b, meta, Env::default(), out),
+        }
+    }
+
+    fn decode_batch(&mut self, b: &[u8], meta: &RecordMeta<'_>, out: &mut Vec<Decoded>) {
+        let items: Vec<&RawValue> = match serde_json::from_slice(b) {
+            Ok(v) => v,
+            Err(e) => {
+                let r = if e.to_string().starts_with("recursion limit") {
+                    RejectReason::TooDeep
+                } else {
+                    RejectReason::NotJson
+                };
+                out.push(reject(r, "array batch is not valid JSON"));
+                return;
+            }
+        };
+        if items.len() > self.limits.max_batch_events {
+            out.push(reject(
+                RejectReason::BatchTooLarge,
+                format!(
+                    "array batch has {} elements; limits.max_batch_events is {}",
+                    items.len(),
+                    self.limits.max_batch_events
+                ),
+            ));
+            return;
+        }
+        for (i, item) in items.iter().enumerate() {
+            let env = Env {
+                index: Some(i),
+                ..Env::default()
+            };
+            self.decode_object(item.get().as_bytes(), meta, env, out);
+        }
+    }
+
+    fn decode_envelope(&mut self, b: &[u8], meta: &RecordMeta<'_>, out: &mut Vec<Decoded>) {
+        let env: Envelope = match serde_json::from_slice(b) {
+            Ok(e) => e,
+            // Mentions the keys but is not an envelope: an ordinary record.
+            Err(_) => return self.decode_object(b, meta, Env::default(), out),
+        };
+        match &*env.message_type {
+            "CONTROL_MESSAGE" => {
+                out.push(Decoded::Skipped(SkipReason::ControlMessage));
+                return;
+            }
+            "DATA_MESSAGE" => {}
+            _ => {
+                out.push(reject(
+                    RejectReason::UnknownFormat,
+                    "CloudWatch Logs envelope with an unknown messageType",
+                ));
+                return;
+            }
+        }
+        if env.log_events.len() > self.limits.max_batch_events {
+            out.push(reject(
+                RejectReason::BatchTooLarge,
+                format!(
+                    "envelope has {} logEvents; limits.max_batch_events is {}",
+                    env.log_events.len(),
+                    self.limits.max_batch_events
+                ),
+            ));
+            return;
+        }
+        let execution = env
+            .log_group
+            .as_deref()
+            .is_some_and(|g| g.starts_with("API-Gateway-Execution-Logs_"));
+        for (i, le) in env.log_events.iter().enumerate() {
+            if execution {
+                out.push(Decoded::Skipped(SkipReason::ExecutionLog));
+                continue;
+            }
+            let msg = le.message.as_bytes();
+            if msg.len() > self.limits.max_record_bytes {
+                let mut r = reject(
+                    RejectReason::TooLarge,
+                    "logEvents message exceeds limits.max_record_bytes",
+                );
+                if let Decoded::Rejected(r) = &mut r {
+                    r.index = Some(i);
+                }
+                out.push(r);
+                continue;
+            }
+            let e = Env {
+                log_group: env.log_group.as_deref().filter(|g| !g.is_empty()),
+                log_stream: env.log_stream.as_deref().filter(|g| !g.is_empty()),
+                cw_id: le.id.as_deref(),
+                cw_ts: le.timestamp.and_then(time::from_epoch),
+                index: Some(i),
+            };
+            self.decode_object(trim(msg), meta, e, out);
+        }
+    }
+
+    fn decode_object(
+        &mut self,
+        b: &[u8],
+        meta: &RecordMeta<'_>,
+        env: Env<'_>,
+        out: &mut Vec<Decoded>,
+    ) {
+        let item = match self.object_event(b, meta, &env) {
+            Ok(ev) => Decoded::Event(ev),
+            Err(Ok(skip)) => Decoded::Skipped(skip),
+            Err(Err(mut r)) => {
+                r.index = env.index;
+                Decoded::Rejected(r)
+            }
+        };
+        out.push(item);
+    }
+
+    fn object_event(
+        &mut self,
+        b: &[u8],
+        meta: &RecordMeta<'_>,
+        env: &Env<'_>,
+    ) -> Result<Event, Result<SkipReason, Rejection>> {
+        let flat = match scan::flatten(b, self.limits.max_depth) {
+            Ok(f) => f,
+            Err(ScanError::NotJson) if is_execution_log(b) => {
+                return Err(Ok(SkipReason::ExecutionLog))
+            }
+            Err(ScanError::NotJson) => {
+                return Err(Err(Rejection::new(RejectReason::NotJson, "not valid JSON")))
+            }
+            Err(ScanError::NotObject) => {
+                return Err(Err(Rejection::new(
+                    RejectReason::NotObject,
+                    "a record must be a JSON object",
+                )))
+            }
+            Err(ScanError::TooDeep) => {
+                return Err(Err(Rejection::new(
+                    RejectReason::TooDeep,
+                    format!(
+                        "nested deeper than limits.max_depth ({})",
+                        self.limits.max_depth
+                    ),
+                )))
+            }
+        };
+        let fmt = self.record_format(&flat).map_err(Err)?;
+        self.build(&flat, fmt, meta, env).map_err(Err)
+    }
+
+    fn record_format(&self, flat: &Flat<'_>) -> Result<RecordFormat, Rejection> {
+        let forced = match self.format {
+            Format::Auto | Format::Cloudwatch => None,
+            Format::Apigw => Some(RecordFormat::Apigw),
+            Format::ZscalerWeb => Some(RecordFormat::ZscalerWeb),
+            Format::ZscalerFw => Some(RecordFormat::ZscalerFw),
+            Format::ZscalerDns => Some(RecordFormat::ZscalerDns),
+            Format::Zpa => Some(RecordFormat::Zpa),
+        };
+        if let Some(f) = forced {
+            return Ok(f);
+        }
+        if let Some(f) = flat
+            .sourcetype
+            .as_deref()
+            .and_then(RecordFormat::from_sourcetype)
+        {
+            return Ok(f);
+        }
+        let mut votes = [0u16; 5];
+        for (k, _) in &flat.pairs {
+            let h = fields::hint(k);
+            if h != 0 {
+                for (i, v) in votes.iter_mut().enumerate() {
+                    *v += u16::from(h >> i & 1);
+                }
+            }
+        }
+        let (best, n) = votes
+            .iter()
+            .enumerate()
+            .fold((0, 0), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
+        if n == 0 {
+            return Err(Rejection::new(
+                RejectReason::UnknownFormat,
+                format!(
+                    "no API Gateway, Zscaler ZIA or ZPA keys found; keys seen: {}",
+                    flat.key_sample(8)
+                ),
+            ));
+        }
+        Ok(AUTO_ORDER[best])
+    }
+
+    fn build(
+        &mut self,
+        flat: &Flat<'_>,
+        fmt: RecordFormat,
+        meta: &RecordMeta<'_>,
+        env: &Env<'_>,
+    ) -> Result<Event, Rejection> {
+        // Pick the best-ranked present value for each slot.
+        let mut slots: [Option<(u8, u32)>; SLOTS] = [None; SLOTS];
+        for (i, (k, v)) in flat.pairs.iter().enumerate() {
+            match v {
+                Scalar::Null => continue,
+                Scalar::Str(s) if is_sentinel(s) => continue,
+                _ => {}
+            }
+            let hit = if self.mapped.is_empty() {
+                fmt.slot(k)
+            } else {
+                match self.mapped.iter().find(|(p, _)| p == k) {
+                    Some((_, slot)) => Some((*slot, 0)),
+                    None => fmt.slot(k).map(|(s, r)| (s, r.saturating_add(1))),
+                }
+            };
+            if let Some((slot, rank)) = hit {
+                let e = &mut slots[slot as usize];
+                if e.is_none_or(|(r, _)| rank < r) {
+                    *e = Some((rank, i as u32));
+                }
+            }
+        }
+        let get = |s: Slot| slots[s as usize].map(|(_, i)| &flat.pairs[i as usize].1);
+
+        let ts = self.timestamp(fmt, &get, env)?;
+        let tenant = self
+            .tenant
+            .resolve(&TenantCtx {
+                flat,
+                meta,
+                log_group: env.log_group,
+            })
+            .map_err(|e| match e {
+                TenantError::Missing => Rejection::new(
+                    RejectReason::MissingTenant,
+                    "the input's tenant rule found no value",
+                ),
+                TenantError::Invalid(e) => {
+                    Rejection::new(RejectReason::InvalidTenant, e.to_string())
+                }
+            })?;
+
+        let pct = fmt.percent_escaped();
+        let label = |s: Slot| get(s).and_then(|v| text(v, pct));
+        let plain = |s: Slot| get(s).and_then(|v| text(v, false));
+
+        let mut ev = Event::new(tenant, fmt.source(), ts);
+        ev.id = plain(Slot::Id).or_else(|| env.cw_id.map(Text::from));
+        ev.principal = label(Slot::Principal);
+        ev.client_ip = get(Slot::ClientIp).and_then(ip);
+        ev.user_agent = plain(Slot::UserAgent);
+        ev.token_issuer = plain(Slot::Issuer);
+        let mut subject = get(Slot::Subject).and_then(|v| text(v, false));
+        ev.client_id = plain(Slot::ClientId);
+        if let Some(claims) = get(Slot::Token)
+            .and_then(Scalar::as_str)
+            .and_then(token::read_jwt)
+        {
+            if ev.token_issuer.is_none() {
+                ev.token_issuer = claims.iss.filter(|s| !is_sentinel(s)).map(Text::from);
+            }
+            if subject.is_none() {
+                subject = claims.sub.filter(|s| !is_sentinel(s)).map(Text::from);
+            }
+            if ev.client_id.is_none() {
+                ev.client_id = claims.client_id.filter(|s| !is_sentinel(s)).map(Text::from);
+            }
+        }
+        ev.token_subject = subject.map(|s| token::subject_hash(&self.subject_key, &s));
+        if ev.principal.is_none() {
+            if let Some(h) = &ev.token_subject {
+                let mut p = Text::with_capacity(4 + h.len());
+                p.push_str("sub:");
+                p.push_str(h);
+                ev.principal = Some(p);
+            }
+        }
+        ev.method = plain(Slot::Method);
+        ev.route = plain(Slot::Route);
+        ev.destination_host = get(Slot::DestHost).and_then(host);
+        let url = match get(Slot::Url).and_then(Scalar::as_str) {
+            Some(u) => Some(Cow::Borrowed(u)),
+            None => get(Slot::B64Url).and_then(Scalar::as_str).and_then(b64),
+        };
+        if let Some(u) = url.as_deref() {
+            let (h, path) = split_url(u);
+            if ev.destination_host.is_none() {
+                ev.destination_host = h.and_then(|h| host(&Scalar::Str(Cow::Borrowed(h))));
+            }
+            if ev.route.is_none() && !path.is_empty() {
+                ev.route = Some(Text::from(path));
+            }
+        }
+        ev.status = get(Slot::Status)
+            .and_then(uint)
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|&n| n > 0);
+        ev.bytes_in = get(Slot::BytesIn).and_then(uint);
+        ev.bytes_out = get(Slot::BytesOut).and_then(uint);
+        ev.latency_ms = get(Slot::LatencyMs)
+            .and_then(float)
+            .or_else(|| get(Slot::DurationS).and_then(float).map(|s| s * 1000.0));
+        ev.destination_ip = get(Slot::DestIp).and_then(ip);
+        ev.destination_port = get(Slot::DestPort)
+            .and_then(uint)
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|&n| n > 0);
+        ev.url_category = label(Slot::UrlCategory);
+        ev.app = label(Slot::App);
+        ev.action = label(Slot::Action);
+        ev.threat = label(Slot::Threat);
+        ev.protocol = plain(Slot::Protocol);
+        ev.content_type = plain(Slot::ContentType);
+        ev.stage = plain(Slot::Stage);
+        ev.input = meta.input.map(Text::from);
+        ev.partition = meta.partition.map(Text::from);
+        ev.offset = meta.offset.map(Text::from);
+        ev.log_group = env.log_group.map(Text::from);
+        ev.log_stream = env.log_stream.map(Text::from);
+        Ok(ev)
+    }
+
+    /// Timestamp rule: an operator-mapped field first, then the epoch field,
+    /// then the format's text field, then an RFC 3339 field, then the
+    /// CloudWatch event's timestamp. A present field that fails to parse is
+    /// skipped for the next one; if none parses the record is rejected as
+    /// `invalid_timestamp` (or `missing_timestamp` if it had none).
+    fn timestamp<'v>(
+        &mut self,
+        fmt: RecordFormat,
+        get: &impl Fn(Slot) -> Option<&'v Scalar<'v>>,
+        env: &Env<'_>,
+    ) -> Result<DateTime<Utc>, Rejection> {
+        let tz = get(Slot::Tz)
+            .and_then(Scalar::as_str)
+            .and_then(time::parse_tz)
+            .unwrap_or(self.feed_tz);
+        let text_time = |v: &Scalar<'_>| -> Option<DateTime<Utc>> {
+            let s = v.as_str()?;
+            match fmt {
+                RecordFormat::Apigw => time::parse_clf(s)
+                    .or_else(|| time::parse_iso(s))
+                    .or_else(|| time::from_epoch_str(s)),
+                _ => time::parse_zscaler(s, &tz)
+                    .or_else(|| time::parse_iso(s))
+                    .or_else(|| time::from_epoch_str(s)),
+            }
+        };
+        let epoch = |v: &Scalar<'_>| -> Option<DateTime<Utc>> {
+            match v {
+                Scalar::Str(s) => time::from_epoch_str(s),
+                Scalar::U64(n) => time::from_epoch(*n as f64),
+                Scalar::I64(n) => time::from_epoch(*n as f64),
+                Scalar::F64(n) => time::from_epoch(*n),
+                _ => None,
+            }
+        };
+        let mut present = false;
+        if let Some(v) = get(Slot::TsAny) {
+            present = true;
+            if let Some(t) = epoch(v)
+                .or_else(|| text_time(v))
+                .or_else(|| v.as_str().and_then(time::parse_clf))
+                .or_else(|| v.as_str().and_then(|s| time::parse_zscaler(s, &tz)))
+            {
+                return Ok(t);
+            }
+        }
+        let e = get(Slot::TsEpoch).map(|v| {
+            present = true;
+            epoch(v)
+        });
+        let t = get(Slot::TsText).map(|v| {
+            present = true;
+            text_time(v)
+        });
+        if let (Some(Some(a)), Some(Some(b))) = (e, t) {
+            if (a - b).num_seconds().abs() > 1 {
+                self.quirks.time_disagreements += 1;
+            }
+        }
+        if let Some(t) = e.flatten().or(t.flatten()) {
+            return Ok(t);
+        }
+        if let Some(v) = get(Slot::TsIso) {
+            present = true;
+            if let Some(t) = v.as_str().and_then(time::parse_iso) {
+                return Ok(t);
+            }
+        }
+        if present {
+            return Err(Rejection::new(
+                RejectReason::InvalidTimestamp,
+                "timestamp field present but not in a known shape (or outside 1990-2200)",
+            ));
+        }
+        env.cw_ts.ok_or_else(|| {
+            Rejection::new(
+                RejectReason::MissingTimestamp,
+                format!("no timestamp field for format {}", fmt.source()),
+            )
+        })
+    }
+}
+
+fn reject(reason: RejectReason, detail: impl Into<String>) -> Decoded {
+    Decoded::Rejected(Rejection::new(reason, detail))
+}
+
+/// A value as text: strings as they are (percent-decoded if `pct`), numbers
+/// printed, sentinels and other types absent.
+fn text(v: &Scalar<'_>, pct: bool) -> Option<Text> {
+    match v {
+        Scalar::Str(s) => {
+            let s = s.trim();
+            if is_sentinel(s) {
+                None
+            } else if pct && s.contains('%') {
+                let d = percent_encoding::percent_decode_str(s).decode_utf8_lossy();
+                Some(Text::from(&*d))
+            } else {
+                Some(Text::from(s))
+            }
+        }
+        Scalar::U64(n) => Some(Text::from(n.to_string())),
+        Scalar::I64(n) => Some(Text::from(n.to_string())),
+        Scalar::F64(n) => Some(Text::from(n.to_string())),
+        Scalar::Bool(b) => Some(Text::from(if *b { "true" } else { "false" })),
+        Scalar::Null => None,
+    }
+}
+
+fn uint(v: &Scalar<'_>) -> Option<u64> {
+    match v {
+        Scalar::U64(n) => Some(*n),
+        Scalar::I64(n) => u64::try_from(*n).ok(),
+        Scalar::F64(f) if *f >= 0.0 && f.is_finite() && *f < 1.8e19 => Some(f.round() as u64),
+        Scalar::Str(s) => {
+            let s = s.trim();
+            s.parse::<u64>().ok().or_else(|| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| *f >= 0.0 && f.is_finite() && *f < 1.8e19)
+                    .map(|f| f.round() as u64)
+            })
+        }
+        _ => None,
+    }
+}
+
+fn float(v: &Scalar<'_>) -> Option<f64> {
+    let f = match v {
+        Scalar::U64(n) => *n as f64,
+        Scalar::I64(n) => *n as f64,
+        Scalar::F64(f) => *f,
+        Scalar::Str(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    (f.is_finite() && f >= 0.0).then_some(f)
+}
+
+/// An IP, with `0.0.0.0` / `::` placeholders and brackets handled.
+fn ip(v: &Scalar<'_>) -> Option<IpAddr> {
+    let s = v.as_str()?.trim();
+    let s = s
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(s);
+    let a: IpAddr = s.parse().ok()?;
+    (!a.is_unspecified()).then_some(a)
+}
+
+/// A host name: trimmed, lower-cased, trailing dot removed.
+fn host(v: &Scalar<'_>) -> Option<Text> {
+    let s = v.as_str()?.trim().trim_end_matches('.');
+    if is_sentinel(s) {
+        return None;
+    }
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Text::from(s.to_ascii_lowercase()))
+    } else {
+        Some(Text::from(s))
+    }
+}
+
+fn b64(s: &str) -> Option<Cow<'static, str>> {
+    let e = base64::engine::general_purpose::STANDARD;
+    let bytes = e
+        .decode(s.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(s.trim()))
+        .ok()?;
+    String::from_utf8(bytes).ok().map(Cow::Owned)
+}
+
+/// Splits `scheme://user@host:port/path?query` (scheme optional, as Zscaler
+/// often logs `www.example.com/path`) into host and path; the query and
+/// fragment are dropped (they can carry secrets).
+fn split_url(u: &str) -> (Option<&str>, &str) {
+    let u = u.trim();
+    let rest = u.split_once("://").map_or(u, |(_, r)| r);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let after = &rest[end..];
+    let path = &after[..after.find(['?', '#']).unwrap_or(after.len())];
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split_once(']').map(|(h, _)| h)
+    } else {
+        Some(hostport.split(':').next().unwrap_or(hostport))
+    };
+    (host.filter(|h| !h.is_empty()), path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_without_query() {
+        assert_eq!(
+            split_url("https://u:p@Example.com:8443/a/b?token=x#f"),
+            (Some("Example.com"), "/a/b")
+        );
+        assert_eq!(
+            split_url("www.example.com/x?y"),
+            (Some("www.example.com"), "/x")
+        );
+        assert_eq!(
+            split_url("[2001:db8::1]:443/p"),
+            (Some("2001:db8::1"), "/p")
+        );
+        assert_eq!(split_url("host"), (Some("host"), ""));
+        assert_eq!(split_url(""), (None, ""));
+    }
+
+    #[test]
+    fn execution_log_lines_are_recognized() {
+        assert!(is_execution_log(
+            b"(706499f2-3f6e-11e9-a0b4-3bcbb4b6ad1a) Verifying Usage Plan for request"
+        ));
+        assert!(!is_execution_log(b"(hello) world"));
+        assert!(!is_execution_log(b"{\"a\":1}"));
+    }
+
+    #[test]
+    fn gzip_bombs_stop_at_the_limit() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![b' '; 10 << 20]).unwrap();
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 64 << 10);
+        assert_eq!(
+            gunzip_bounded(&bomb, 1 << 20),
+            Err(RejectReason::DecompressedTooLarge)
+        );
+        assert_eq!(
+            gunzip_bounded(&bomb[..bomb.len() / 2], 64 << 20),
+            Err(RejectReason::BadGzip)
+        );
+        assert_eq!(
+            gunzip_bounded(&bomb, 11 << 20).map(|v| v.len()),
+            Ok(10 << 20)
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! Tenant resolution: which tenant a record belongs to, by a rule configured
+//! per input.
+//!
+//! A rule reads a raw string from the record (a JSON pointer) or from its
+//! transport (CloudWatch log group, Kafka topic or Kinesis stream name, Kafka
+//! header or key, Kinesis partition key), optionally maps it through a lookup
+//! table, and validates it as a [`TenantId`]. `first_of` tries rules in turn.
+//! A missing value or one that is not a valid tenant id is a rejection.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::event::{TenantId, TenantIdError};
+use crate::fields::pointer_to_path;
+use crate::scan::{Flat, Scalar};
+
+/// The configured rule (deserialized from the input's `tenant` table).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TenantRule {
+    /// Every record of this input belongs to one tenant.
+    Static { tenant: TenantId },
+    /// A JSON pointer into the record (for envelopes: into the inner access
+    /// log line; for Zscaler SIEM wrappers: into the inner `event`).
+    Pointer { pointer: String },
+    /// A regex with a named `tenant` group over a transport name.
+    Regex { over: NameSource, regex: String },
+    /// A Kafka message header.
+    KafkaHeader { name: String },
+    /// The Kafka message key.
+    KafkaKey {},
+    /// The Kinesis partition key.
+    PartitionKey {},
+    /// A lookup table keyed by what another rule reads (e.g. API id → tenant).
+    Lookup {
+        key: Box<TenantRule>,
+        table: BTreeMap<String, TenantId>,
+        #[serde(default)]
+        default: Option<TenantId>,
+    },
+    /// The first of these rules that yields a value.
+    FirstOf { rules: Vec<TenantRule> },
+}
+
+/// A transport name a regex rule can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameSource {
+    LogGroup,
+    Topic,
+    Stream,
+}
+
+/// What the transport knows about a record; all optional, all borrowed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RecordMeta<'a> {
+    /// The configured input's name.
+    pub input: Option<&'a str>,
+    /// Kafka topic or Kinesis stream name.
+    pub topic: Option<&'a str>,
+    /// Kafka partition or Kinesis shard id.
+    pub partition: Option<&'a str>,
+    /// Kafka offset or Kinesis sequence number.
+    pub offset: Option<&'a str>,
+    /// Kafka message key or Kinesis partition key.
+    pub key: Option<&'a [u8]>,
+    /// Kafka headers.
+    pub headers: &'a [(&'a str, &'a [u8])],
+}
+
+/// Why a rule could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantRuleError {
+    #[error("tenant regex {0:?}: {1}")]
+    Regex(String, String),
+    #[error("tenant regex {0:?} has no named group `tenant`")]
+    NoGroup(String),
+    #[error("tenant pointer: {0}")]
+    Pointer(String),
+    #[error("first_of needs at least one rule")]
+    Empty,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub enum TenantResolver {
+    Static(TenantId),
+    Path(String),
+    Regex(NameSource, Regex),
+    Header(String),
+    Key,
+    Lookup(
+        Box<TenantResolver>,
+        BTreeMap<String, TenantId>,
+        Option<TenantId>,
+    ),
+    FirstOf(Vec<TenantResolver>),
+}
+
+/// Why no tenant came out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantError {
+    Missing,
+    Invalid(TenantIdError),
+}
+
+/// Where a rule reads from, besides the record's fields.
+pub struct TenantCtx<'r, 'a> {
+    pub flat: &'r Flat<'a>,
+    pub meta: &'r RecordMeta<'r>,
+    pub log_group: Option<&'r str>,
+}
+
+impl TenantRule {
+    pub fn compile(&self) -> Result<TenantResolver, TenantRuleError> {
+        Ok(match self {
+            TenantRule::Static { tenant } => TenantResolver::Static(tenant.clone()),
+            TenantRule::Pointer { pointer } => {
+                TenantResolver::Path(pointer_to_path(pointer).map_err(TenantRuleError::Pointer)?)
+            }
+            TenantRule::Regex { over, regex } => {
+                let re = Regex::new(regex)
+                    .map_err(|e| TenantRuleError::Regex(regex.clone(), e.to_string()))?;
+                if !re.capture_names().any(|n| n == Some("tenant")) {
+                    return Err(TenantRuleError::NoGroup(regex.clone()));
+                }
+                TenantResolver::Regex(*over, re)
+            }
+            TenantRule::KafkaHeader { name } => TenantResolver::Header(name.clone()),
+            TenantRule::KafkaKey {} | TenantRule::PartitionKey {} => TenantResolver::Key,
+            TenantRule::Lookup {
+                key,
+                table,
+                default,
+            } => TenantResolver::Lookup(Box::new(key.compile()?), table.clone(), default.clone()),
+            TenantRule::FirstOf { rules } => {
+                if rules.is_empty() {
+                    return Err(TenantRuleError::Empty);
+                }
+                TenantResolver::FirstOf(
+                    rules
+                        .iter()
+                        .map(TenantRule::compile)
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+        })
+    }
+}
+
+impl TenantResolver {
+    /// Resolves and validates the tenant.
+    pub fn resolve(&self, ctx: &TenantCtx<'_, '_>) -> Result<TenantId, TenantError> {
+        match self {
+            TenantResolver::Static(t) => Ok(t.clone()),
+            TenantResolver::Lookup(key, table, default) => {
+                let raw = key.raw(ctx);
+                match raw.as_deref().and_then(|k| table.get(k)) {
+                    Some(t) => Ok(t.clone()),
+                    None => default.clone().ok_or(TenantError::Missing),
+                }
+            }
+            TenantResolver::FirstOf(rules) => {
+                let mut last = TenantError::Missing;
+                for r in rules {
+                    match r.resolve(ctx) {
+                        Ok(t) => return Ok(t),
+                        Err(TenantError::Missing) => {}
+                        Err(e) => last = e,
+                    }
+                }
+                Err(last)
+            }
+            _ => {
+                let raw = self.raw(ctx).ok_or(TenantError::Missing)?;
+                TenantId::new(raw.trim()).map_err(TenantError::Invalid)
+            }
+        }
+    }
+
+    /// The raw string a rule reads, before validation.
+    fn raw<'r>(&self, ctx: &'r TenantCtx<'r, '_>) -> Option<Cow<'r, str>> {
+        match self {
+            TenantResolver::Static(t) => Some(Cow::Owned(t.as_str().to_owned())),
+            TenantResolver::Path(p) => match ctx.flat.get(p)? {
+                Scalar::Str(s) if !crate::decode::is_sentinel(s) => Some(Cow::Borrowed(&**s)),
+                Scalar::U64(n) => Some(Cow::Owned(n.to_string())),
+                Scalar::I64(n) => Some(Cow::Owned(n.to_string())),
+                _ => None,
+            },
+            TenantResolver::Regex(src, re) => {
+                let name = match src {
+                    NameSource::LogGroup => ctx.log_group?,
+                    NameSource::Topic | NameSource::Stream => ctx.meta.topic?,
+                };
+                let caps = re.captures(name)?;
+                Some(Cow::Borrowed(caps.name("tenant")?.as_str()))
+            }
+            TenantResolver::Header(h) => ctx
+                .meta
+                .headers
+                .iter()
+                .find(|(k, _)| k == h)
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                .map(Cow::Borrowed),
+            TenantResolver::Key => ctx
+                .meta
+                .key
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .map(Cow::Borrowed),
+            TenantResolver::Lookup(..) | TenantResolver::FirstOf(_) => self
+                .resolve(ctx)
+                .ok()
+                .map(|t| Cow::Owned(t.as_str().to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::flatten;
+
+    fn rule(json: &str) -> TenantResolver {
+        serde_json::from_str::<TenantRule>(json)
+            .unwrap()
+            .compile()
+            .unwrap()
+    }
+
+    #[test]
+    fn every_rule_kind_resolves() {
+        let rec = br#"{"authorizer":{"claims":{"custom:tenant_id":"acme"}},"apiId":"a1b2"}"#;
+        let flat = flatten(rec, 16).unwrap();
+        let headers = [("x-tenant", &b"globex"[..])];
+        let meta = RecordMeta {
+            topic: Some("logs.initech.apigw"),
+            key: Some(b"hooli"),
+            headers: &headers,
+            ..Default::default()
+        };
+        let ctx = TenantCtx {
+            flat: &flat,
+            meta: &meta,
+            log_group: Some("/aws/apigw/umbrella/access"),
+        };
+        let t = |j: &str| rule(j).resolve(&ctx).map(|t| t.to_string());
+        assert_eq!(t(r#"{"type":"static","tenant":"s"}"#), Ok("s".into()));
+        assert_eq!(
+            t(r#"{"type":"pointer","pointer":"/authorizer/claims/custom:tenant_id"}"#),
+            Ok("acme".into())
+        );
+        assert_eq!(
+            t(r#"{"type":"regex","over":"topic","regex":"^logs\\.(?P<tenant>[^.]+)\\."}"#),
+            Ok("initech".into())
+        );
+        assert_eq!(
+            t(r#"{"type":"regex","over":"log_group","regex":"/aws/apigw/(?P<tenant>[^/]+)/"}"#),
+            Ok("umbrella".into())
+        );
+        assert_eq!(
+            t(r#"{"type":"kafka_header","name":"x-tenant"}"#),
+            Ok("globex".into())
+        );
+        assert_eq!(t(r#"{"type":"kafka_key"}"#), Ok("hooli".into()));
+        assert_eq!(
+            t(
+                r#"{"type":"lookup","key":{"type":"pointer","pointer":"/apiId"},"table":{"a1b2":"wayne"}}"#
+            ),
+            Ok("wayne".into())
+        );
+        assert_eq!(
+            t(
+                r#"{"type":"lookup","key":{"type":"pointer","pointer":"/apiId"},"table":{},"default":"dflt"}"#
+            ),
+            Ok("dflt".into())
+        );
+        assert_eq!(
+            t(
+                r#"{"type":"first_of","rules":[{"type":"pointer","pointer":"/nope"},{"type":"kafka_key"}]}"#
+            ),
+            Ok("hooli".into())
+        );
+        assert_eq!(
+            t(r#"{"type":"pointer","pointer":"/nope"}"#),
+            Err(TenantError::Missing)
+        );
+    }
+
+    #[test]
+    fn invalid_tenants_are_rejected_with_reason() {
+        let flat = flatten(br#"{"t":"../etc","u":""}"#, 16).unwrap();
+        let meta = RecordMeta::default();
+        let ctx = TenantCtx {
+            flat: &flat,
+            meta: &meta,
+            log_group: None,
+        };
+        assert_eq!(
+            rule(r#"{"type":"pointer","pointer":"/t"}"#).resolve(&ctx),
+            Err(TenantError::Invalid(TenantIdError::BadChar))
+        );
+        assert_eq!(
+            rule(r#"{"type":"pointer","pointer":"/u"}"#).resolve(&ctx),
+            Err(TenantError::Missing)
+        );
+    }
+
+    #[test]
+    fn bad_rules_fail_to_compile() {
+        let r: TenantRule =
+            serde_json::from_str(r#"{"type":"regex","over":"topic","regex":"(.*)"}"#).unwrap();
+        assert!(matches!(r.compile(), Err(TenantRuleError::NoGroup(_))));
+        assert!(serde_json::from_str::<TenantRule>(r#"{"type":"static","tenant":"a b"}"#).is_err());
+        assert!(serde_json::from_str::<TenantRule>(r#"{"type":"kafka_key","x":1}"#).is_err());
+    }
+}
