@@ -93,7 +93,15 @@ struct LogEvent<'a> {
 
 /// Sentinels that mean "no value" in every format.
 pub(crate) fn is_sentinel(s: &str) -> bool {
-    matches!(s.trim(), "" | "-" | "None" | "NA" | "N/A")
+    let b = s.as_bytes();
+    match (b.first(), b.last()) {
+        (None, _) => true,
+        // The common case: no surrounding blanks, so no trim needed.
+        (Some(f), Some(l)) if !f.is_ascii_whitespace() && !l.is_ascii_whitespace() => {
+            b.len() <= 4 && matches!(b, b"-" | b"None" | b"NA" | b"N/A")
+        }
+        _ => matches!(s.trim_ascii(), "" | "-" | "None" | "NA" | "N/A"),
+    }
 }
 
 /// An API Gateway execution-log line: `(<request id>) <free text>`.
@@ -293,17 +301,7 @@ impl Decoder {
     fn decode_value(&mut self, b: &[u8], meta: &RecordMeta<'_>, out: &mut Vec<Decoded>) {
         match b.first() {
             Some(b'[') => self.decode_batch(b, meta, out),
-            Some(b'{')
-                if memchr::memmem::find(b, b"\"logEvents\"").is_some()
-                    && memchr::memmem::find(b, b"\"messageType\"").is_some() =>
-            {
-                self.decode_envelope(b, meta, out)
-            }
-            _ if self.format == Format::Cloudwatch => out.push(reject(
-                RejectReason::UnknownFormat,
-                "format is cloudwatch but the record is not a CloudWatch Logs envelope",
-            )),
-            _ => self.decode_object(b, meta, Env::default(), out),
+            _ => self.decode_object(b, meta, Env::default(), true, out),
         }
     }
 
@@ -336,7 +334,7 @@ impl Decoder {
                 index: Some(i),
                 ..Env::default()
             };
-            self.decode_object(item.get().as_bytes(), meta, env, out);
+            self.decode_object(item.get().as_bytes(), meta, env, true, out);
         }
     }
 
@@ -344,7 +342,7 @@ impl Decoder {
         let env: Envelope = match serde_json::from_slice(b) {
             Ok(e) => e,
             // Mentions the keys but is not an envelope: an ordinary record.
-            Err(_) => return self.decode_object(b, meta, Env::default(), out),
+            Err(_) => return self.decode_object(b, meta, Env::default(), false, out),
         };
         match &*env.message_type {
             "CONTROL_MESSAGE" => {
@@ -399,60 +397,75 @@ impl Decoder {
                 cw_ts: le.timestamp.and_then(time::from_epoch),
                 index: Some(i),
             };
-            self.decode_object(trim(msg), meta, e, out);
+            self.decode_object(trim(msg), meta, e, false, out);
         }
     }
 
+    /// One JSON object. At the top of a record (`top`) it may be a
+    /// CloudWatch Logs envelope, which the flattening pass notices for free.
     fn decode_object(
         &mut self,
         b: &[u8],
         meta: &RecordMeta<'_>,
         env: Env<'_>,
+        top: bool,
         out: &mut Vec<Decoded>,
     ) {
-        let item = match self.object_event(b, meta, &env) {
-            Ok(ev) => Decoded::Event(ev),
-            Err(Ok(skip)) => Decoded::Skipped(skip),
-            Err(Err(mut r)) => {
-                r.index = env.index;
-                Decoded::Rejected(r)
-            }
-        };
-        out.push(item);
-    }
-
-    fn object_event(
-        &mut self,
-        b: &[u8],
-        meta: &RecordMeta<'_>,
-        env: &Env<'_>,
-    ) -> Result<Event, Result<SkipReason, Rejection>> {
         let flat = match scan::flatten(b, self.limits.max_depth) {
             Ok(f) => f,
-            Err(ScanError::NotJson) if is_execution_log(b) => {
-                return Err(Ok(SkipReason::ExecutionLog))
-            }
-            Err(ScanError::NotJson) => {
-                return Err(Err(Rejection::new(RejectReason::NotJson, "not valid JSON")))
-            }
-            Err(ScanError::NotObject) => {
-                return Err(Err(Rejection::new(
-                    RejectReason::NotObject,
-                    "a record must be a JSON object",
-                )))
-            }
-            Err(ScanError::TooDeep) => {
-                return Err(Err(Rejection::new(
-                    RejectReason::TooDeep,
-                    format!(
-                        "nested deeper than limits.max_depth ({})",
-                        self.limits.max_depth
+            Err(e) => {
+                out.push(match e {
+                    ScanError::NotJson if is_execution_log(b) => {
+                        Decoded::Skipped(SkipReason::ExecutionLog)
+                    }
+                    ScanError::NotJson => {
+                        self.rejected(&env, RejectReason::NotJson, "not valid JSON")
+                    }
+                    ScanError::NotObject => self.rejected(
+                        &env,
+                        RejectReason::NotObject,
+                        "a record must be a JSON object",
                     ),
-                )))
+                    ScanError::TooDeep => self.rejected(
+                        &env,
+                        RejectReason::TooDeep,
+                        format!(
+                            "nested deeper than limits.max_depth ({})",
+                            self.limits.max_depth
+                        ),
+                    ),
+                });
+                return;
             }
         };
-        let fmt = self.record_format(&flat).map_err(Err)?;
-        self.build(&flat, fmt, meta, env).map_err(Err)
+        if top && flat.log_events && flat.get("messageType").is_some() {
+            drop(flat);
+            return self.decode_envelope(b, meta, out);
+        }
+        if top && self.format == Format::Cloudwatch {
+            out.push(self.rejected(
+                &env,
+                RejectReason::UnknownFormat,
+                "format is cloudwatch but the record is not a CloudWatch Logs envelope",
+            ));
+            return;
+        }
+        match self
+            .record_format(&flat)
+            .and_then(|fmt| self.build(&flat, fmt, meta, &env))
+        {
+            Ok(ev) => out.push(Decoded::Event(ev)),
+            Err(mut r) => {
+                r.index = env.index;
+                out.push(Decoded::Rejected(r));
+            }
+        }
+    }
+
+    fn rejected(&self, env: &Env<'_>, reason: RejectReason, detail: impl Into<String>) -> Decoded {
+        let mut r = Rejection::new(reason, detail);
+        r.index = env.index;
+        Decoded::Rejected(r)
     }
 
     fn record_format(&self, flat: &Flat<'_>) -> Result<RecordFormat, Rejection> {
@@ -585,7 +598,13 @@ impl Decoder {
             }
         }
         ev.method = plain(Slot::Method);
-        ev.route = plain(Slot::Route);
+        ev.route = match plain(Slot::Route) {
+            // A catch-all route says nothing about what was asked for: the
+            // concrete path does (route enumeration hides behind `/{proxy+}`).
+            Some(r) if is_catch_all(&r) => plain(Slot::Path).or(Some(r)),
+            None => plain(Slot::Path),
+            r => r,
+        };
         ev.destination_host = get(Slot::DestHost).and_then(host);
         let url = match get(Slot::Url).and_then(Scalar::as_str) {
             Some(u) => Some(Cow::Borrowed(u)),
@@ -712,6 +731,11 @@ impl Decoder {
     }
 }
 
+/// API Gateway catch-all routes: `/{proxy+}`, `ANY /{proxy+}`, `$default`.
+fn is_catch_all(route: &str) -> bool {
+    route == "$default" || route.ends_with("{proxy+}")
+}
+
 fn reject(reason: RejectReason, detail: impl Into<String>) -> Decoded {
     Decoded::Rejected(Rejection::new(reason, detail))
 }
@@ -721,7 +745,7 @@ fn reject(reason: RejectReason, detail: impl Into<String>) -> Decoded {
 fn text(v: &Scalar<'_>, pct: bool) -> Option<Text> {
     match v {
         Scalar::Str(s) => {
-            let s = s.trim();
+            let s = s.trim_ascii();
             if is_sentinel(s) {
                 None
             } else if pct && s.contains('%') {
@@ -745,7 +769,7 @@ fn uint(v: &Scalar<'_>) -> Option<u64> {
         Scalar::I64(n) => u64::try_from(*n).ok(),
         Scalar::F64(f) if *f >= 0.0 && f.is_finite() && *f < 1.8e19 => Some(f.round() as u64),
         Scalar::Str(s) => {
-            let s = s.trim();
+            let s = s.trim_ascii();
             s.parse::<u64>().ok().or_else(|| {
                 s.parse::<f64>()
                     .ok()
@@ -762,7 +786,7 @@ fn float(v: &Scalar<'_>) -> Option<f64> {
         Scalar::U64(n) => *n as f64,
         Scalar::I64(n) => *n as f64,
         Scalar::F64(f) => *f,
-        Scalar::Str(s) => s.trim().parse().ok()?,
+        Scalar::Str(s) => s.trim_ascii().parse().ok()?,
         _ => return None,
     };
     (f.is_finite() && f >= 0.0).then_some(f)
@@ -770,7 +794,7 @@ fn float(v: &Scalar<'_>) -> Option<f64> {
 
 /// An IP, with `0.0.0.0` / `::` placeholders and brackets handled.
 fn ip(v: &Scalar<'_>) -> Option<IpAddr> {
-    let s = v.as_str()?.trim();
+    let s = v.as_str()?.trim_ascii();
     let s = s
         .strip_prefix('[')
         .and_then(|x| x.strip_suffix(']'))
@@ -781,7 +805,7 @@ fn ip(v: &Scalar<'_>) -> Option<IpAddr> {
 
 /// A host name: trimmed, lower-cased, trailing dot removed.
 fn host(v: &Scalar<'_>) -> Option<Text> {
-    let s = v.as_str()?.trim().trim_end_matches('.');
+    let s = v.as_str()?.trim_ascii().trim_end_matches('.');
     if is_sentinel(s) {
         return None;
     }
@@ -795,8 +819,8 @@ fn host(v: &Scalar<'_>) -> Option<Text> {
 fn b64(s: &str) -> Option<Cow<'static, str>> {
     let e = base64::engine::general_purpose::STANDARD;
     let bytes = e
-        .decode(s.trim())
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(s.trim()))
+        .decode(s.trim_ascii())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(s.trim_ascii()))
         .ok()?;
     String::from_utf8(bytes).ok().map(Cow::Owned)
 }
@@ -805,7 +829,7 @@ fn b64(s: &str) -> Option<Cow<'static, str>> {
 /// often logs `www.example.com/path`) into host and path; the query and
 /// fragment are dropped (they can carry secrets).
 fn split_url(u: &str) -> (Option<&str>, &str) {
-    let u = u.trim();
+    let u = u.trim_ascii();
     let rest = u.split_once("://").map_or(u, |(_, r)| r);
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..end];

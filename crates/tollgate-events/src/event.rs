@@ -155,8 +155,8 @@ pub struct Event {
     /// The `iss` of the token that authorized the request, from authorizer
     /// claims or read from a logged JWT (whose other contents are discarded).
     pub token_issuer: Option<Text>,
-    /// A keyed hash (BLAKE3, 128 bits, hex) of the token's `sub`; the raw
-    /// subject is never kept.
+    /// A keyed hash (BLAKE3, 80 bits, 20 hex characters) of the token's `sub`;
+    /// the raw subject is never kept.
     pub token_subject: Option<Text>,
     /// The OAuth client the token was issued to (`client_id`/`azp`).
     pub client_id: Option<Text>,

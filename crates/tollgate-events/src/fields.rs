@@ -35,6 +35,9 @@ pub enum Slot {
     Route,
     /// A URL: destination host and route (path) are taken from it.
     Url,
+    /// The concrete request path (API Gateway `$context.path`): the route
+    /// when the template has none or only a catch-all (`/{proxy+}`, `$default`).
+    Path,
     /// A base64-encoded URL (newer Zscaler web templates).
     B64Url,
     Status,
@@ -117,7 +120,6 @@ fn apigw(key: &str) -> Option<(Slot, u8)> {
     Some(match key {
         "extendedRequestId" => (Id, 0),
         "requestId" => (Id, 1),
-        "connectionId" => (Id, 2),
         "requestTimeEpoch" => (TsEpoch, 0),
         "requestTime" => (TsText, 0),
         "user" => (Principal, 0),
@@ -176,7 +178,7 @@ fn apigw(key: &str) -> Option<(Slot, u8)> {
         "method" => (Method, 1),
         "routeKey" | "resourcePath" => (Route, 0),
         "resource" => (Route, 1),
-        "path" => (Route, 2),
+        "path" => (Path, 0),
         "status" => (Status, 0),
         "statusCode" => (Status, 1),
         "responseLength" => (BytesOut, 0),
@@ -289,7 +291,8 @@ fn zpa(key: &str) -> Option<(Slot, u8)> {
         "ConnectionStatus" => (Action, 0),
         "ZENTotalBytesTxClient" => (BytesOut, 0),
         "ZENTotalBytesRxClient" => (BytesIn, 0),
-        "ClientToClient" | "ClientProtocol" => (Protocol, 0),
+        // Not `ClientToClient`: that is a client-to-client flag ("0"), not a protocol.
+        "ClientProtocol" => (Protocol, 0),
         _ => return None,
     })
 }
@@ -358,6 +361,7 @@ pub fn mappable(name: &str) -> Option<Slot> {
         "client_id" => ClientId,
         "method" => Method,
         "route" => Route,
+        "path" => Path,
         "url" => Url,
         "status" => Status,
         "bytes_in" => BytesIn,
@@ -379,7 +383,7 @@ pub fn mappable(name: &str) -> Option<Slot> {
 
 /// The names [`mappable`] accepts, for error messages.
 pub const MAPPABLE_NAMES: &str = "id, ts, principal, client_ip, user_agent, token_issuer, \
-token_subject, token, client_id, method, route, url, status, bytes_in, bytes_out, latency_ms, \
+token_subject, token, client_id, method, route, path, url, status, bytes_in, bytes_out, latency_ms, \
 destination_host, destination_ip, destination_port, url_category, app, action, threat, protocol, \
 content_type, stage";
 
@@ -397,4 +401,23 @@ pub fn pointer_to_path(ptr: &str) -> Result<String, String> {
         .map(|p| p.replace("~1", "/").replace("~0", "~"))
         .collect();
     Ok(parts.join("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_ids_are_not_record_ids() {
+        // A WebSocket connectionId is shared by every message on the
+        // connection; as an event id it would make them look like duplicates.
+        assert_eq!(RecordFormat::Apigw.slot("connectionId"), None);
+        assert_eq!(RecordFormat::Apigw.slot("requestId"), Some((Id, 1)));
+        assert_eq!(hint("connectionId"), 1);
+    }
+
+    #[test]
+    fn zpa_client_to_client_is_not_a_protocol() {
+        assert_eq!(RecordFormat::Zpa.slot("ClientToClient"), None);
+    }
 }

@@ -41,7 +41,10 @@ pub enum TenantRule {
         #[serde(default)]
         default: Option<TenantId>,
     },
-    /// The first of these rules that yields a value.
+    /// The first of these rules that yields a value. A value that is not a
+    /// valid tenant id ends the search as `invalid_tenant`: falling through to
+    /// a later rule (a static `default`, say) would file one tenant's traffic
+    /// under another.
     FirstOf { rules: Vec<TenantRule> },
 }
 
@@ -164,15 +167,13 @@ impl TenantResolver {
                 }
             }
             TenantResolver::FirstOf(rules) => {
-                let mut last = TenantError::Missing;
                 for r in rules {
                     match r.resolve(ctx) {
-                        Ok(t) => return Ok(t),
                         Err(TenantError::Missing) => {}
-                        Err(e) => last = e,
+                        found => return found,
                     }
                 }
-                Err(last)
+                Err(TenantError::Missing)
             }
             _ => {
                 let raw = self.raw(ctx).ok_or(TenantError::Missing)?;
@@ -306,6 +307,12 @@ mod tests {
         assert_eq!(
             rule(r#"{"type":"pointer","pointer":"/u"}"#).resolve(&ctx),
             Err(TenantError::Missing)
+        );
+        // An invalid value is not skipped in favour of a later fallback.
+        assert_eq!(
+            rule(r#"{"type":"first_of","rules":[{"type":"pointer","pointer":"/u"},{"type":"pointer","pointer":"/t"},{"type":"static","tenant":"default"}]}"#)
+                .resolve(&ctx),
+            Err(TenantError::Invalid(TenantIdError::BadChar))
         );
     }
 

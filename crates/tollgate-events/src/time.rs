@@ -21,6 +21,14 @@ use chrono_tz::Tz;
 const MIN_EPOCH_S: i64 = 631_152_000; // 1990-01-01
 const MAX_EPOCH_S: i64 = 7_258_118_400; // 2200-01-01
 
+/// A parsed time, kept only inside the accepted 1990–2200 window (the same
+/// window as epochs, so a text time cannot smuggle in a year 1970 or 9999).
+fn in_range(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (MIN_EPOCH_S..MAX_EPOCH_S)
+        .contains(&t.timestamp())
+        .then_some(t)
+}
+
 /// Epoch seconds, ms, µs or ns, told apart by magnitude.
 pub fn from_epoch(v: f64) -> Option<DateTime<Utc>> {
     if !v.is_finite() || v <= 0.0 {
@@ -44,7 +52,7 @@ pub fn from_epoch(v: f64) -> Option<DateTime<Utc>> {
 
 /// Epoch in a string (`"1686411388123"`, `"1686411388.5"`).
 pub fn from_epoch_str(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
+    let s = s.trim_ascii();
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return None;
     }
@@ -157,7 +165,7 @@ fn offset(b: &[u8]) -> Option<FixedOffset> {
 
 /// CLF: `10/Jun/2023:15:36:28 +0000`.
 pub fn parse_clf(s: &str) -> Option<DateTime<Utc>> {
-    let b = s.trim().as_bytes();
+    let b = s.trim_ascii().as_bytes();
     if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' {
         return None;
     }
@@ -174,14 +182,14 @@ pub fn parse_clf(s: &str) -> Option<DateTime<Utc>> {
         return None;
     };
     let nt = naive(y, mo, d, t)?;
-    Some(off.from_local_datetime(&nt).single()?.with_timezone(&Utc))
+    in_range(off.from_local_datetime(&nt).single()?.with_timezone(&Utc))
 }
 
 /// Zscaler and ZPA local times: `Mon Oct 16 22:55:48 2023` (weekday ignored,
 /// days may be space-padded, weekday may be absent) or `2021-12-31 08:08:08`.
 /// An ISO string with an offset is also accepted and then `tz` is not used.
 pub fn parse_zscaler(s: &str, tz: &Tz) -> Option<DateTime<Utc>> {
-    let s = s.trim();
+    let s = s.trim_ascii();
     let b = s.as_bytes();
     if b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && (b[10] == b' ' || b[10] == b'T') {
         let y = num(&b[0..4])?;
@@ -197,10 +205,10 @@ pub fn parse_zscaler(s: &str, tz: &Tz) -> Option<DateTime<Utc>> {
         let nt = naive(y, mo, d, t)?;
         let rest = tail[tend..].strip_prefix(b" ").unwrap_or(&tail[tend..]);
         if rest.is_empty() {
-            return local(tz, &nt);
+            return local(tz, &nt).and_then(in_range);
         }
         let off = offset(rest)?;
-        return Some(off.from_local_datetime(&nt).single()?.with_timezone(&Utc));
+        return in_range(off.from_local_datetime(&nt).single()?.with_timezone(&Utc));
     }
     let mut toks = s.split_ascii_whitespace();
     let mut first = toks.next()?.as_bytes();
@@ -215,14 +223,14 @@ pub fn parse_zscaler(s: &str, tz: &Tz) -> Option<DateTime<Utc>> {
     if toks.next().is_some() {
         return None;
     }
-    local(tz, &naive(y, mo, d, t)?)
+    local(tz, &naive(y, mo, d, t)?).and_then(in_range)
 }
 
 /// RFC 3339 / ISO 8601 with an offset.
 pub fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s.trim())
+    DateTime::parse_from_rfc3339(s.trim_ascii())
         .ok()
-        .map(|d| d.with_timezone(&Utc))
+        .and_then(|d| in_range(d.with_timezone(&Utc)))
 }
 
 /// A local time in `tz`. In a DST fold the earlier instant is taken; in a gap
@@ -246,7 +254,7 @@ fn local(tz: &Tz, nt: &NaiveDateTime) -> Option<DateTime<Utc>> {
 /// zones when they are whole hours; other offsets are not supported by
 /// `chrono-tz` and return `None` (the feed's zone is used then).
 pub fn parse_tz(s: &str) -> Option<Tz> {
-    let s = s.trim();
+    let s = s.trim_ascii();
     if matches!(s, "GMT" | "UTC" | "Z" | "gmt" | "utc") {
         return Some(Tz::UTC);
     }
@@ -321,6 +329,21 @@ mod tests {
         );
         assert_eq!(parse_zscaler("Mon Foo 16 22:55:48 2023", &tz), None);
         assert_eq!(parse_zscaler("Mon Oct 16 25:55:48 2023", &tz), None);
+    }
+
+    #[test]
+    fn text_times_outside_1990_to_2200_are_not_times() {
+        let tz = Tz::UTC;
+        assert_eq!(parse_clf("10/Jun/1970:15:36:28 +0000"), None);
+        assert_eq!(parse_clf("10/Jun/2201:15:36:28 +0000"), None);
+        assert_eq!(parse_zscaler("Mon Jan  1 00:00:00 1985", &tz), None);
+        assert_eq!(parse_zscaler("1989-12-31 23:59:59", &tz), None);
+        assert_eq!(parse_zscaler("9999-01-01T00:00:00Z", &tz), None);
+        assert_eq!(parse_iso("0001-01-01T00:00:00Z"), None);
+        assert_eq!(
+            parse_iso("1990-01-01T00:00:00Z"),
+            Some(utc("1990-01-01T00:00:00Z"))
+        );
     }
 
     #[test]
