@@ -301,6 +301,11 @@ impl Decoder {
     fn decode_value(&mut self, b: &[u8], meta: &RecordMeta<'_>, out: &mut Vec<Decoded>) {
         match b.first() {
             Some(b'[') => self.decode_batch(b, meta, out),
+            // CloudWatch writes `messageType` first: skip the flattening pass
+            // (the envelope parser checks the shape; anything else falls back).
+            Some(b'{') if b[1..].trim_ascii_start().starts_with(b"\"messageType\"") => {
+                self.decode_envelope(b, meta, out)
+            }
             _ => self.decode_object(b, meta, Env::default(), true, out),
         }
     }
