@@ -77,8 +77,8 @@ struct Envelope<'a> {
     log_group: Option<Cow<'a, str>>,
     #[serde(rename = "logStream", default, borrow)]
     log_stream: Option<Cow<'a, str>>,
-    #[serde(rename = "logEvents", default, borrow)]
-    log_events: Vec<LogEvent<'a>>,
+    #[serde(rename = "logEvents", borrow)]
+    log_events: Option<Vec<LogEvent<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -334,6 +334,10 @@ impl Decoder {
             ));
             return;
         }
+        if items.is_empty() {
+            out.push(Decoded::Skipped(SkipReason::EmptyBatch));
+            return;
+        }
         for (i, item) in items.iter().enumerate() {
             let env = Env {
                 index: Some(i),
@@ -343,12 +347,28 @@ impl Decoder {
         }
     }
 
+    /// A record that looked like a CloudWatch envelope but is not one: an
+    /// ordinary record, unless the input only takes envelopes.
+    fn not_an_envelope(&mut self, b: &[u8], meta: &RecordMeta<'_>, out: &mut Vec<Decoded>) {
+        if self.format == Format::Cloudwatch {
+            out.push(reject(
+                RejectReason::UnknownFormat,
+                "format is cloudwatch but the record is not a CloudWatch Logs envelope",
+            ));
+        } else {
+            self.decode_object(b, meta, Env::default(), false, out);
+        }
+    }
+
     fn decode_envelope(&mut self, b: &[u8], meta: &RecordMeta<'_>, out: &mut Vec<Decoded>) {
         let env: Envelope = match serde_json::from_slice(b) {
             Ok(e) => e,
             // Mentions the keys but is not an envelope: an ordinary record.
-            Err(_) => return self.decode_object(b, meta, Env::default(), false, out),
+            Err(_) => return self.not_an_envelope(b, meta, out),
         };
+        if env.log_events.is_none() && env.message_type != "CONTROL_MESSAGE" {
+            return self.not_an_envelope(b, meta, out);
+        }
         match &*env.message_type {
             "CONTROL_MESSAGE" => {
                 out.push(Decoded::Skipped(SkipReason::ControlMessage));
@@ -363,12 +383,17 @@ impl Decoder {
                 return;
             }
         }
-        if env.log_events.len() > self.limits.max_batch_events {
+        let log_events: &[LogEvent] = env.log_events.as_deref().unwrap_or_default();
+        if log_events.is_empty() {
+            out.push(Decoded::Skipped(SkipReason::EmptyBatch));
+            return;
+        }
+        if log_events.len() > self.limits.max_batch_events {
             out.push(reject(
                 RejectReason::BatchTooLarge,
                 format!(
                     "envelope has {} logEvents; limits.max_batch_events is {}",
-                    env.log_events.len(),
+                    log_events.len(),
                     self.limits.max_batch_events
                 ),
             ));
@@ -378,7 +403,7 @@ impl Decoder {
             .log_group
             .as_deref()
             .is_some_and(|g| g.starts_with("API-Gateway-Execution-Logs_"));
-        for (i, le) in env.log_events.iter().enumerate() {
+        for (i, le) in log_events.iter().enumerate() {
             if execution {
                 out.push(Decoded::Skipped(SkipReason::ExecutionLog));
                 continue;
@@ -898,6 +923,57 @@ mod tests {
         assert_eq!(
             gunzip_bounded(&bomb, 11 << 20).map(|v| v.len()),
             Ok(10 << 20)
+        );
+    }
+}
+
+#[cfg(test)]
+mod envelope_tests {
+    use super::*;
+    use crate::TenantRule;
+
+    fn run(format: Format, rec: &[u8]) -> Vec<Decoded> {
+        let cfg = DecodeConfig::new(
+            format,
+            TenantRule::Static {
+                tenant: "t".parse().unwrap(),
+            },
+        );
+        let mut out = Vec::new();
+        Decoder::new(&cfg)
+            .unwrap()
+            .decode(rec, &RecordMeta::default(), &mut out);
+        out
+    }
+
+    /// Found by fuzzing review: such records once yielded nothing at all.
+    #[test]
+    fn look_alike_envelopes_never_vanish() {
+        let rec = br#"{"messageType":"DATA_MESSAGE","requestId":"r1","requestTime":"10/Jun/2023:15:36:28 +0000","httpMethod":"GET"}"#;
+        assert!(matches!(run(Format::Auto, rec)[..], [Decoded::Event(_)]));
+        let r = run(Format::Cloudwatch, rec);
+        assert!(
+            matches!(&r[..], [Decoded::Rejected(r)] if r.reason == RejectReason::UnknownFormat),
+            "{r:?}"
+        );
+        let odd =
+            br#"{"messageType":5,"requestId":"r1","requestTime":"10/Jun/2023:15:36:28 +0000"}"#;
+        let r = run(Format::Cloudwatch, odd);
+        assert!(
+            matches!(&r[..], [Decoded::Rejected(r)] if r.reason == RejectReason::UnknownFormat)
+        );
+    }
+
+    #[test]
+    fn empty_batches_are_counted() {
+        let r = run(
+            Format::Auto,
+            br#"{"messageType":"DATA_MESSAGE","logEvents":[]}"#,
+        );
+        assert_eq!(r, [Decoded::Skipped(SkipReason::EmptyBatch)]);
+        assert_eq!(
+            run(Format::Auto, b"[]"),
+            [Decoded::Skipped(SkipReason::EmptyBatch)]
         );
     }
 }

@@ -34,19 +34,23 @@ pub enum SkipReason {
     ExecutionLog,
     /// An empty or whitespace-only line.
     Blank,
+    /// A JSON array or CloudWatch envelope with no elements.
+    EmptyBatch,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 3] = [
+    pub const ALL: [SkipReason; 4] = [
         SkipReason::ControlMessage,
         SkipReason::ExecutionLog,
         SkipReason::Blank,
+        SkipReason::EmptyBatch,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::ControlMessage => "control_message",
             SkipReason::ExecutionLog => "execution_log",
             SkipReason::Blank => "blank",
+            SkipReason::EmptyBatch => "empty_batch",
         }
     }
 }
