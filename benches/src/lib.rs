@@ -144,3 +144,35 @@ pub fn cloudwatch_records(n: usize, per: usize) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// `n` decoded events of the scenario generator's traffic (all feeds, no
+/// incidents), in event-time order: realistic input for engine benchmarks.
+pub fn sim_events(n: usize, tenants: usize, days: u64, seed: u64) -> Vec<tollgate_events::Event> {
+    use tollgate_events::{DecodeConfig, Decoded, Decoder, Format, RecordMeta, TenantRule};
+    let cfg = tollgate_sim::SimConfig {
+        seed,
+        tenants,
+        events: n as u64,
+        duration: std::time::Duration::from_secs(days * 86_400),
+        scenarios: Vec::new(),
+        ..tollgate_sim::SimConfig::default()
+    };
+    let sim = tollgate_sim::Simulation::new(cfg).expect("valid simulation");
+    let mut dec = Decoder::new(&DecodeConfig::new(Format::Auto, TenantRule::KafkaKey {}))
+        .expect("valid decoder");
+    let mut out = Vec::with_capacity(n);
+    let mut items = Vec::new();
+    for rec in sim {
+        let meta = RecordMeta {
+            key: Some(rec.tenant.as_str().as_bytes()),
+            ..RecordMeta::default()
+        };
+        dec.decode(rec.line.as_bytes(), &meta, &mut items);
+        for d in items.drain(..) {
+            if let Decoded::Event(ev) = d {
+                out.push(ev);
+            }
+        }
+    }
+    out
+}

@@ -3,9 +3,11 @@
 //! arguments, builds configuration and dispatches.
 
 mod decode_cmd;
+mod eval;
+mod events_in;
 mod input;
+mod replay;
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -32,14 +34,66 @@ enum Cmd {
         /// Input files; `-` or none for stdin.
         inputs: Vec<String>,
     },
+    /// Replay recorded logs through decode → detect in event-time order; alerts as NDJSON.
+    Replay {
+        /// TOML file with `[decode]` (an input's decode settings) and `[detect]` (engine tuning).
+        #[arg(long)]
+        config: Option<String>,
+        #[command(flatten)]
+        decode: DecodeArgs,
+        /// Where alerts go (NDJSON); default stdout.
+        #[arg(long)]
+        alerts_out: Option<String>,
+        /// Load and save tenant models in this directory (default: in memory only).
+        #[arg(long)]
+        model_dir: Option<String>,
+        /// Events buffered per input to restore event-time order.
+        #[arg(long, default_value_t = 100_000)]
+        reorder_window: usize,
+        /// Input files (NDJSON, plain or gzip); `-` for stdin.
+        #[arg(required = true)]
+        inputs: Vec<String>,
+    },
+    /// Evaluate detection quality.
+    Eval {
+        #[command(subcommand)]
+        what: EvalCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCmd {
+    /// The labelled scenario suite: recall, delay, false alerts, AUROC/AUPRC per seed.
+    Scenarios {
+        /// Seeds to run (repeatable).
+        #[arg(long = "seed", default_values_t = [1u64, 2])]
+        seeds: Vec<u64>,
+        /// Benign events per seed.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 20)]
+        tenants: usize,
+        /// Days of event time.
+        #[arg(long, default_value_t = 7)]
+        days: u64,
+        /// Incidents injected per scenario.
+        #[arg(long, default_value_t = 4)]
+        incidents: usize,
+        /// TOML file with a `[detect]` table.
+        #[arg(long)]
+        config: Option<String>,
+        /// Exit 1 if a bar is missed.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 /// How records are decoded; shared by the commands that read records.
 #[derive(Args)]
 struct DecodeArgs {
-    /// Record format.
-    #[arg(long, default_value = "auto", value_parser = parse_format)]
-    format: Format,
+    /// Record format [default: auto].
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
     /// Every record belongs to this tenant.
     #[arg(long, conflicts_with = "tenant_pointer")]
     tenant: Option<String>,
@@ -87,28 +141,37 @@ fn default_tenant_rule() -> TenantRule {
 }
 
 impl DecodeArgs {
-    fn decoder(&self) -> anyhow::Result<Decoder> {
+    /// The decoder: `base` (from a config file) if given, overridden by flags.
+    fn decoder(&self, base: Option<DecodeConfig>) -> anyhow::Result<Decoder> {
         let tenant = match (&self.tenant, &self.tenant_pointer) {
-            (Some(t), _) => TenantRule::Static {
+            (Some(t), _) => Some(TenantRule::Static {
                 tenant: t
                     .parse()
                     .map_err(|e| anyhow::anyhow!("--tenant {t:?}: {e}"))?,
-            },
-            (None, Some(p)) => TenantRule::Pointer { pointer: p.clone() },
-            (None, None) => default_tenant_rule(),
+            }),
+            (None, Some(p)) => Some(TenantRule::Pointer { pointer: p.clone() }),
+            (None, None) => None,
         };
-        let mut cfg = DecodeConfig::new(self.format, tenant);
-        cfg.feed_time_zone = self.feed_time_zone.clone();
-        cfg.limits.max_record_bytes = self.max_record_bytes;
-        cfg.limits.max_decompressed_bytes = self.max_decompressed_bytes;
-        let mut fields = BTreeMap::new();
+        let from_file = base.is_some();
+        let mut cfg =
+            base.unwrap_or_else(|| DecodeConfig::new(Format::Auto, default_tenant_rule()));
+        if let Some(t) = tenant {
+            cfg.tenant = t;
+        }
+        if let Some(f) = self.format {
+            cfg.format = f;
+        }
+        if !from_file {
+            cfg.feed_time_zone = self.feed_time_zone.clone();
+            cfg.limits.max_record_bytes = self.max_record_bytes;
+            cfg.limits.max_decompressed_bytes = self.max_decompressed_bytes;
+        }
         for f in &self.fields {
             let (k, v) = f
                 .split_once('=')
                 .with_context(|| format!("--field {f:?}: expected NAME=POINTER"))?;
-            fields.insert(k.to_owned(), v.to_owned());
+            cfg.fields.insert(k.to_owned(), v.to_owned());
         }
-        cfg.fields = fields;
         if let Some(k) = &self.subject_key {
             cfg.subject_key = SubjectKey::from_hex(k).map_err(anyhow::Error::msg)?;
         }
@@ -120,8 +183,58 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Decode { decode, inputs } => decode
-            .decoder()
+            .decoder(None)
             .and_then(|d| decode_cmd::run(d, decode_cmd::Options { inputs })),
+        Cmd::Replay {
+            config,
+            decode,
+            alerts_out,
+            model_dir,
+            reorder_window,
+            inputs,
+        } => (|| {
+            let cfg = match &config {
+                Some(p) => replay::ReplayConfig::load(p)?,
+                None => replay::ReplayConfig::default(),
+            };
+            let dec = decode.decoder(cfg.decode)?;
+            replay::run(
+                dec,
+                replay::Options {
+                    inputs,
+                    alerts_out,
+                    model_dir,
+                    reorder_window,
+                    detect: cfg.detect,
+                },
+            )
+        })(),
+        Cmd::Eval {
+            what:
+                EvalCmd::Scenarios {
+                    seeds,
+                    events,
+                    tenants,
+                    days,
+                    incidents,
+                    config,
+                    check,
+                },
+        } => (|| {
+            let detect = match &config {
+                Some(p) => replay::ReplayConfig::load(p)?.detect,
+                None => tollgate_detect::DetectConfig::default(),
+            };
+            eval::run(eval::Options {
+                seeds,
+                events,
+                tenants,
+                days,
+                incidents_per_scenario: incidents,
+                detect,
+                check,
+            })
+        })(),
     };
     match res {
         Ok(code) => ExitCode::from(code as u8),

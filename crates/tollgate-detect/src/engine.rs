@@ -1,0 +1,260 @@
+//! [`Engine`]: the resident set of tenant models, their eviction to a
+//! [`ModelStore`], and the engine-wide counters.
+//!
+//! The engine routes each event to its tenant's [`TenantModel`] (loading it
+//! from the store, or creating it cold, on first sight), keeps at most
+//! `max_resident_tenants` models in memory (least recently used goes to the
+//! store first) and evicts tenants idle for `idle_evict_after` of event time
+//! when [`Engine::advance`] is called. Every eviction, load, cold start,
+//! budget hit and store or snapshot failure is counted in [`EngineStats`];
+//! none is silent and none panics. The engine itself does no I/O: only the
+//! store it is given may.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use tollgate_events::{Event, TenantId};
+
+use crate::alert::{AlertUpdate, EventScore};
+use crate::config::CheckedConfig;
+use crate::features::FeatureCache;
+use crate::hash::StableBuild;
+use crate::model::TenantModel;
+use crate::snapshot;
+use crate::store::{ModelStore, StoreError};
+
+/// Engine-wide counters (monotonic unless noted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events: u64,
+    pub alerts_fired: u64,
+    pub episodes_resolved: u64,
+    /// Gauge: models in memory now.
+    pub tenants_resident: usize,
+    /// Tenants started cold because the store had nothing for them.
+    pub tenants_created: u64,
+    /// Tenants restored from a snapshot.
+    pub tenants_loaded: u64,
+    pub evictions_lru: u64,
+    pub evictions_idle: u64,
+    /// Snapshots rejected (corrupt, incompatible, wrong tenant): that tenant
+    /// started cold.
+    pub snapshot_errors: u64,
+    /// Store reads that failed: that tenant started cold.
+    pub store_load_errors: u64,
+    /// Store writes that failed: the tenant stayed resident.
+    pub store_save_errors: u64,
+    /// Bounded structures dropping live state to stay within budget.
+    pub budget_hits: u64,
+    pub gmm_fits: u64,
+    pub gmm_fit_failures: u64,
+}
+
+struct Resident {
+    model: TenantModel,
+    /// Engine tick of the last event (LRU order).
+    touched: u64,
+    /// Event time of the last event (idle eviction).
+    last_event_ms: i64,
+}
+
+/// See the module docs.
+pub struct Engine {
+    cfg: CheckedConfig,
+    store: Box<dyn ModelStore>,
+    tenants: HashMap<TenantId, Resident, StableBuild>,
+    tick: u64,
+    stats: EngineStats,
+    /// Memo of pure string classifications (no tenant state; see
+    /// [`FeatureCache`]).
+    cache: FeatureCache,
+}
+
+impl Engine {
+    pub fn new(cfg: CheckedConfig, store: Box<dyn ModelStore>) -> Self {
+        Engine {
+            cfg,
+            store,
+            tenants: HashMap::with_hasher(StableBuild),
+            tick: 0,
+            stats: EngineStats::default(),
+            cache: FeatureCache::new(),
+        }
+    }
+
+    pub fn config(&self) -> &CheckedConfig {
+        &self.cfg
+    }
+
+    /// Score the event against its tenant's model, then learn from it; push
+    /// alert state changes (fired, resolved) to `out`.
+    pub fn process(&mut self, ev: &Event, out: &mut Vec<AlertUpdate>) -> EventScore {
+        self.tick += 1;
+        let r = match self.tenants.get_mut(&ev.tenant) {
+            Some(r) => r,
+            None => {
+                self.make_resident(&ev.tenant);
+                self.tenants
+                    .get_mut(&ev.tenant)
+                    .expect("made resident above")
+            }
+        };
+        r.touched = self.tick;
+        r.last_event_ms = r.last_event_ms.max(ev.ts.timestamp_millis());
+        let m = &mut r.model;
+        let (hits, fits, fails) = (
+            m.budget_hits(),
+            m.counters().gmm_fits,
+            m.counters().gmm_fit_failures,
+        );
+        let before = out.len();
+        let score = m.process(ev, &self.cfg, &mut self.cache, out);
+        self.stats.budget_hits += m.budget_hits() - hits;
+        self.stats.gmm_fits += m.counters().gmm_fits - fits;
+        self.stats.gmm_fit_failures += m.counters().gmm_fit_failures - fails;
+        self.stats.events += 1;
+        self.count_updates(&out[before..]);
+        score
+    }
+
+    fn count_updates(&mut self, ups: &[AlertUpdate]) {
+        for u in ups {
+            match u {
+                AlertUpdate::Fired(_) => self.stats.alerts_fired += 1,
+                AlertUpdate::Resolved { .. } => self.stats.episodes_resolved += 1,
+            }
+        }
+    }
+
+    fn make_resident(&mut self, t: &TenantId) {
+        if self.tenants.len() >= self.cfg.config().max_resident_tenants {
+            if let Some(victim) = self
+                .tenants
+                .iter()
+                .min_by_key(|(k, r)| (r.touched, (*k).clone()))
+                .map(|(k, _)| k.clone())
+            {
+                if self.evict(&victim) {
+                    self.stats.evictions_lru += 1;
+                }
+            }
+        }
+        let model = match self.store.load(t) {
+            Ok(Some(bytes)) => match snapshot::decode(&bytes, t) {
+                Ok(m) => {
+                    self.stats.tenants_loaded += 1;
+                    m
+                }
+                Err(_) => {
+                    self.stats.snapshot_errors += 1;
+                    self.stats.tenants_created += 1;
+                    TenantModel::new(t.clone(), &self.cfg)
+                }
+            },
+            Ok(None) => {
+                self.stats.tenants_created += 1;
+                TenantModel::new(t.clone(), &self.cfg)
+            }
+            Err(_) => {
+                self.stats.store_load_errors += 1;
+                self.stats.tenants_created += 1;
+                TenantModel::new(t.clone(), &self.cfg)
+            }
+        };
+        let mut model = model;
+        model.set_zone(self.cfg.zone(t));
+        self.tenants.insert(
+            t.clone(),
+            Resident {
+                model,
+                touched: self.tick,
+                last_event_ms: i64::MIN,
+            },
+        );
+        self.stats.tenants_resident = self.tenants.len();
+    }
+
+    /// Save and drop one tenant; false (and counted) if the save failed, in
+    /// which case it stays resident.
+    fn evict(&mut self, t: &TenantId) -> bool {
+        let Some(r) = self.tenants.get(t) else {
+            return false;
+        };
+        let bytes = snapshot::encode(&r.model);
+        match self.store.save(t, &bytes) {
+            Ok(()) => {
+                self.tenants.remove(t);
+                self.stats.tenants_resident = self.tenants.len();
+                true
+            }
+            Err(_) => {
+                self.stats.store_save_errors += 1;
+                false
+            }
+        }
+    }
+
+    /// Advance event time to `now` for every resident tenant: resolve quiet
+    /// episodes, close volume intervals, evict idle tenants.
+    pub fn advance(&mut self, now: DateTime<Utc>, out: &mut Vec<AlertUpdate>) {
+        let now_ms = now.timestamp_millis();
+        let before = out.len();
+        let mut ids: Vec<TenantId> = self.tenants.keys().cloned().collect();
+        ids.sort();
+        let idle = self.cfg.config().idle_evict_after.as_millis_i64();
+        let mut idle_ids = Vec::new();
+        for t in ids {
+            let r = self.tenants.get_mut(&t).expect("listed above");
+            let hits = r.model.budget_hits();
+            r.model.advance(now_ms, &self.cfg, out);
+            self.stats.budget_hits += r.model.budget_hits() - hits;
+            if r.last_event_ms != i64::MIN && now_ms.saturating_sub(r.last_event_ms) >= idle {
+                idle_ids.push(t);
+            }
+        }
+        for t in idle_ids {
+            if self.evict(&t) {
+                self.stats.evictions_idle += 1;
+            }
+        }
+        self.count_updates(&out[before..]);
+    }
+
+    /// Snapshot every resident tenant to the store (they stay resident).
+    /// Every tenant is attempted; the first error is returned.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        let mut ids: Vec<&TenantId> = self.tenants.keys().collect();
+        ids.sort();
+        let mut first = None;
+        for t in ids {
+            let bytes = snapshot::encode(&self.tenants[t].model);
+            if let Err(e) = self.store.save(t, &bytes) {
+                self.stats.store_save_errors += 1;
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// A resident tenant's model.
+    pub fn tenant(&self, t: &TenantId) -> Option<&TenantModel> {
+        self.tenants.get(t).map(|r| &r.model)
+    }
+
+    /// A resident tenant's snapshot bytes (what `flush` would save).
+    pub fn snapshot(&self, t: &TenantId) -> Option<Vec<u8>> {
+        self.tenant(t).map(snapshot::encode)
+    }
+
+    /// Sum of resident models' [`TenantModel::resident_bytes`].
+    pub fn resident_bytes(&self) -> usize {
+        self.tenants
+            .values()
+            .map(|r| r.model.resident_bytes())
+            .sum()
+    }
+}

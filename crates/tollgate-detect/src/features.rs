@@ -1,0 +1,626 @@
+//! Per-event feature extraction: the stateless half of featurizing.
+//!
+//! [`featurize`] turns one [`Event`] into a fixed-size, `Copy` [`Features`]
+//! value without allocating: strings are hashed (with [`crate::hash`], seeded
+//! per feature kind) rather than copied, numbers are log-scaled. The stateful
+//! features (per-principal rates over sliding windows, first-seen flags) are
+//! filled in by the tenant model, which owns the state they need. Labels for
+//! explanations are recomputed from the event only when an alert is built.
+
+use std::net::IpAddr;
+
+use chrono::{Offset, TimeZone};
+use memchr::memmem;
+use tollgate_events::{Event, Source};
+
+use crate::hash::{hash_bytes, hash_lower, hash_u64, mix2};
+
+/// Seeds that namespace each hashed feature.
+pub(crate) mod seed {
+    pub const ISSUER: u64 = 0x1001;
+    pub const PRINCIPAL: u64 = 0x1002;
+    pub const NET: u64 = 0x1003;
+    pub const UA: u64 = 0x1004;
+    pub const DOMAIN: u64 = 0x1005;
+    pub const SIGNATURE: u64 = 0x1006;
+    pub const QNAME: u64 = 0x1007;
+    pub const ROUTE: u64 = 0x1008;
+}
+
+/// Coarse response-content buckets for the egress signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentBucket {
+    None,
+    Html,
+    Json,
+    Text,
+    Image,
+    Media,
+    Binary,
+    Form,
+    Script,
+    Other,
+}
+
+/// Client software family, from the user agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UaFamily {
+    Edge,
+    Opera,
+    Chrome,
+    Firefox,
+    Safari,
+    Curl,
+    Wget,
+    PythonRequests,
+    Python,
+    Okhttp,
+    GoHttp,
+    Java,
+    Postman,
+    AwsSdk,
+    Node,
+    Other,
+}
+
+impl UaFamily {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UaFamily::Edge => "Edge",
+            UaFamily::Opera => "Opera",
+            UaFamily::Chrome => "Chrome",
+            UaFamily::Firefox => "Firefox",
+            UaFamily::Safari => "Safari",
+            UaFamily::Curl => "curl",
+            UaFamily::Wget => "Wget",
+            UaFamily::PythonRequests => "python-requests",
+            UaFamily::Python => "Python",
+            UaFamily::Okhttp => "okhttp",
+            UaFamily::GoHttp => "Go-http-client",
+            UaFamily::Java => "Java",
+            UaFamily::Postman => "PostmanRuntime",
+            UaFamily::AwsSdk => "aws-sdk",
+            UaFamily::Node => "node",
+            UaFamily::Other => "other",
+        }
+    }
+}
+
+/// Operating system family, from the user agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OsFamily {
+    Windows,
+    Mac,
+    Ios,
+    Android,
+    Linux,
+    Unknown,
+}
+
+impl OsFamily {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OsFamily::Windows => "Windows",
+            OsFamily::Mac => "macOS",
+            OsFamily::Ios => "iOS",
+            OsFamily::Android => "Android",
+            OsFamily::Linux => "Linux",
+            OsFamily::Unknown => "unknown OS",
+        }
+    }
+}
+
+/// Classify a user agent into (family, OS, key hash). Unknown families are
+/// keyed by their first product token so two unknown tools stay distinct.
+pub fn ua_family(ua: &str) -> (UaFamily, OsFamily, u64) {
+    let b = ua.as_bytes();
+    let has = |n: &str| memmem::find(b, n.as_bytes()).is_some();
+    let fam = if has("Edg/") || has("Edge/") {
+        UaFamily::Edge
+    } else if has("OPR/") {
+        UaFamily::Opera
+    } else if has("Chrome/") || has("CriOS/") {
+        UaFamily::Chrome
+    } else if has("Firefox/") || has("FxiOS/") {
+        UaFamily::Firefox
+    } else if has("Safari/") {
+        UaFamily::Safari
+    } else if b.starts_with(b"curl/") {
+        UaFamily::Curl
+    } else if b.starts_with(b"Wget") {
+        UaFamily::Wget
+    } else if has("python-requests") {
+        UaFamily::PythonRequests
+    } else if has("Python") || has("python") || has("aiohttp") {
+        UaFamily::Python
+    } else if has("okhttp") {
+        UaFamily::Okhttp
+    } else if b.starts_with(b"Go-http-client") {
+        UaFamily::GoHttp
+    } else if b.starts_with(b"Java") || has("Apache-HttpClient") {
+        UaFamily::Java
+    } else if b.starts_with(b"PostmanRuntime") {
+        UaFamily::Postman
+    } else if has("aws-sdk") || has("Boto3") || has("aws-cli") || has("Botocore") {
+        UaFamily::AwsSdk
+    } else if has("node-fetch") || has("axios") || b.starts_with(b"node") {
+        UaFamily::Node
+    } else {
+        UaFamily::Other
+    };
+    let os = if has("Windows") {
+        OsFamily::Windows
+    } else if has("iPhone") || has("iPad") {
+        OsFamily::Ios
+    } else if has("Android") {
+        OsFamily::Android
+    } else if has("Mac OS X") || has("Macintosh") {
+        OsFamily::Mac
+    } else if has("Linux") || has("X11") {
+        OsFamily::Linux
+    } else {
+        OsFamily::Unknown
+    };
+    let base = if fam == UaFamily::Other {
+        let end = b
+            .iter()
+            .position(|&c| c == b'/' || c == b' ')
+            .unwrap_or(b.len())
+            .min(32);
+        hash_bytes(seed::UA, &b[..end])
+    } else {
+        hash_u64(seed::UA, fam as u64 + 1)
+    };
+    (fam, os, mix2(base, os as u64))
+}
+
+/// The client network: /24 for IPv4, /48 for IPv6, hashed; plus a label.
+pub fn network_key(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => hash_u64(seed::NET, u64::from(u32::from(v4) & 0xffff_ff00)),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            let mut w = [0u8; 8];
+            w[..6].copy_from_slice(&o[..6]);
+            hash_u64(seed::NET ^ 0x66, u64::from_le_bytes(w))
+        }
+    }
+}
+
+/// A printable network label (`10.1.2.0/24`, `2001:db8:1::/48`), for
+/// explanations only.
+pub fn network_label(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+/// The registrable domain ("eTLD+1") of a host, via the public suffix list;
+/// the host itself when it has none (an IP literal, a single label).
+pub fn registrable_domain(host: &str) -> &str {
+    let h = host.strip_suffix('.').unwrap_or(host);
+    match psl::domain(h.as_bytes()) {
+        Some(d) => {
+            let n = d.as_bytes().len();
+            &h[h.len() - n..]
+        }
+        None => h,
+    }
+}
+
+/// Shannon entropy (bits per byte) of a string, 0 for an empty one.
+pub fn shannon_entropy(b: &[u8]) -> f32 {
+    if b.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u16; 256];
+    for &c in b {
+        counts[c as usize] += 1;
+    }
+    let n = b.len() as f32;
+    let mut h = 0.0f32;
+    for &c in counts.iter() {
+        if c > 0 {
+            let p = c as f32 / n;
+            h -= p * p.log2();
+        }
+    }
+    h
+}
+
+fn content_bucket(ct: Option<&str>) -> ContentBucket {
+    let Some(ct) = ct else {
+        return ContentBucket::None;
+    };
+    let b = ct.as_bytes();
+    let starts = |p: &[u8]| b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p);
+    if starts(b"text/html") {
+        ContentBucket::Html
+    } else if starts(b"application/json") || memmem::find(b, b"+json").is_some() {
+        ContentBucket::Json
+    } else if starts(b"text/javascript") || starts(b"application/javascript") {
+        ContentBucket::Script
+    } else if starts(b"text/") {
+        ContentBucket::Text
+    } else if starts(b"image/") {
+        ContentBucket::Image
+    } else if starts(b"video/") || starts(b"audio/") {
+        ContentBucket::Media
+    } else if starts(b"multipart/") || starts(b"application/x-www-form-urlencoded") {
+        ContentBucket::Form
+    } else if starts(b"application/octet-stream")
+        || starts(b"application/zip")
+        || starts(b"application/x-")
+    {
+        ContentBucket::Binary
+    } else {
+        ContentBucket::Other
+    }
+}
+
+/// ASCII case-insensitive substring test without allocating.
+pub(crate) fn contains_ci(hay: &str, needle: &[u8]) -> bool {
+    let h = hay.as_bytes();
+    h.len() >= needle.len()
+        && h.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The stateless features of one event. Hash fields are `0` when the event
+/// did not carry the field; numeric fields are `NaN` when missing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Features {
+    pub source: Source,
+    /// Event time in milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// Hour of the week in the tenant's time zone, 0 = Monday 00:00–00:59.
+    pub hour_of_week: u8,
+    pub issuer: u64,
+    pub principal: u64,
+    /// Client network (/24 or /48).
+    pub client_net: u64,
+    /// User-agent family + OS.
+    pub ua: u64,
+    pub ua_family: UaFamily,
+    /// Registrable domain of the destination (Zscaler, ZPA), or the
+    /// destination /24 when only an IP is known.
+    pub domain: u64,
+    /// Compact egress signature: Zscaler (domain, URL category, app, method,
+    /// content bucket, destination network); API Gateway (method, route,
+    /// status class).
+    pub signature: u64,
+    /// API Gateway route (method + route), 0 elsewhere.
+    pub route: u64,
+    /// DNS: hash of the full query name; 0 elsewhere.
+    pub qname: u64,
+    /// DNS: length and entropy of the part left of the registrable domain.
+    pub sub_len: u16,
+    pub sub_entropy: f32,
+    /// HTTP status class 1..=5, 0 if none.
+    pub status_class: u8,
+    pub auth_failure: bool,
+    pub not_found: bool,
+    /// Status >= 400, or a gateway that blocked.
+    pub error: bool,
+    /// Route, app or principal names administration.
+    pub admin: bool,
+    pub ln_bytes_in: f32,
+    pub ln_bytes_out: f32,
+    pub ln_latency: f32,
+    /// Raw bytes out (0 when missing), for volume sums.
+    pub bytes_out: u64,
+}
+
+/// A memo of pure string classifications (user-agent family, registrable
+/// domain), shared by all tenants of an engine. It holds no tenant data that
+/// could change a result: an entry is the output of a pure function of the
+/// string whose 64-bit hash keys it, so scores are the same with or without
+/// it. Direct-mapped, fixed size, never allocates after construction.
+#[derive(Debug, Clone)]
+pub struct FeatureCache {
+    ua: Vec<(u64, u64, UaFamily)>,
+    domain: Vec<(u64, u64, u16)>,
+}
+
+const UA_CACHE: usize = 512;
+const DOMAIN_CACHE: usize = 2048;
+
+impl Default for FeatureCache {
+    fn default() -> Self {
+        FeatureCache {
+            ua: vec![(0, 0, UaFamily::Other); UA_CACHE],
+            domain: vec![(0, 0, 0); DOMAIN_CACHE],
+        }
+    }
+}
+
+impl FeatureCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[inline]
+    fn ua(&mut self, ua: &str) -> (u64, UaFamily) {
+        let h = hash_bytes(0xcace, ua.as_bytes()) | 1;
+        let slot = &mut self.ua[(h as usize) % UA_CACHE];
+        if slot.0 == h {
+            return (slot.1, slot.2);
+        }
+        let (f, _, k) = ua_family(ua);
+        *slot = (h, k, f);
+        (k, f)
+    }
+
+    /// (hash of the registrable domain, its length in bytes)
+    #[inline]
+    fn domain(&mut self, host: &str) -> (u64, usize) {
+        let h = hash_lower(0xd0d0, host.as_bytes()) | 1;
+        let slot = &mut self.domain[(h as usize) % DOMAIN_CACHE];
+        if slot.0 == h {
+            return (slot.1, usize::from(slot.2));
+        }
+        let reg = registrable_domain(host);
+        let out = (hash_lower(seed::DOMAIN, reg.as_bytes()), reg.len());
+        *slot = (h, out.0, out.1.min(usize::from(u16::MAX)) as u16);
+        out
+    }
+}
+
+/// Local hour of week of an instant (Monday 00:00 = 0).
+#[inline]
+pub fn hour_of_week_at(ts_ms: i64, tz: chrono_tz::Tz) -> u8 {
+    let local_ms = if tz == chrono_tz::UTC {
+        ts_ms
+    } else {
+        let t = chrono::DateTime::from_timestamp_millis(ts_ms).unwrap_or_default();
+        ts_ms
+            + i64::from(
+                tz.offset_from_utc_datetime(&t.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+            ) * 1000
+    };
+    let days = local_ms.div_euclid(86_400_000);
+    let weekday = (days + 3).rem_euclid(7); // 1970-01-01 was a Thursday
+    let hour = local_ms.rem_euclid(86_400_000) / 3_600_000;
+    (weekday * 24 + hour) as u8
+}
+
+/// Extract the stateless features of `ev`, with hour-of-week in `tz`.
+pub fn featurize(ev: &Event, tz: chrono_tz::Tz) -> Features {
+    featurize_with(ev, tz, None)
+}
+
+/// [`featurize`] with a memo for user-agent and domain classification (the
+/// engine's hot path).
+pub fn featurize_cached(ev: &Event, tz: chrono_tz::Tz, cache: &mut FeatureCache) -> Features {
+    featurize_with(ev, tz, Some(cache))
+}
+
+fn featurize_with(ev: &Event, tz: chrono_tz::Tz, mut cache: Option<&mut FeatureCache>) -> Features {
+    let ts_ms = ev.ts.timestamp_millis();
+    let hour_of_week = hour_of_week_at(ts_ms, tz);
+    let h = |seed: u64, s: &Option<tollgate_events::Text>| {
+        s.as_deref().map_or(0, |s| hash_bytes(seed, s.as_bytes()))
+    };
+    let (ua, ua_fam) = match ev.user_agent.as_deref() {
+        Some(u) => match cache.as_deref_mut() {
+            Some(c) => c.ua(u),
+            None => {
+                let (f, _, k) = ua_family(u);
+                (k, f)
+            }
+        },
+        None => (0, UaFamily::Other),
+    };
+    let status_class = ev.status.map_or(0, |s| (s / 100).min(9) as u8);
+    let blocked = ev
+        .action
+        .as_deref()
+        .is_some_and(|a| a.eq_ignore_ascii_case("blocked"));
+    let (mut domain, mut qname, mut sub_len, mut sub_entropy) = (0u64, 0u64, 0u16, 0.0f32);
+    if let Some(host) = ev.destination_host.as_deref() {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let (dh, reg_len) = match cache {
+            Some(c) => c.domain(host),
+            None => {
+                let reg = registrable_domain(host);
+                (hash_lower(seed::DOMAIN, reg.as_bytes()), reg.len())
+            }
+        };
+        domain = dh;
+        if ev.source == Source::ZscalerDns {
+            qname = hash_lower(seed::QNAME, host.as_bytes());
+            let sub = &host.as_bytes()[..host.len() - reg_len];
+            let sub = sub.strip_suffix(b".").unwrap_or(sub);
+            sub_len = sub.len().min(u16::MAX as usize) as u16;
+            sub_entropy = shannon_entropy(sub);
+        }
+    } else if let Some(ip) = ev.destination_ip {
+        if ev.source != Source::Apigw {
+            domain = network_key(ip) ^ seed::DOMAIN;
+        }
+    }
+    if ev.source == Source::Apigw {
+        domain = 0;
+    }
+    let method = h(seed::SIGNATURE, &ev.method);
+    let route = match ev.source {
+        Source::Apigw => mix2(method, h(seed::ROUTE, &ev.route)),
+        _ => 0,
+    };
+    let signature = match ev.source {
+        Source::Apigw => mix2(route, status_class as u64),
+        _ => {
+            let mut s = mix2(domain, h(seed::SIGNATURE ^ 1, &ev.url_category));
+            s = mix2(s, h(seed::SIGNATURE ^ 2, &ev.app));
+            s = mix2(s, method);
+            s = mix2(s, content_bucket(ev.content_type.as_deref()) as u64);
+            mix2(s, ev.destination_ip.map_or(0, network_key))
+        }
+    };
+    let admin = [
+        ev.route.as_deref(),
+        ev.app.as_deref(),
+        ev.principal.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|s| contains_ci(s, b"admin"));
+    let ln = |v: Option<u64>| v.map_or(f32::NAN, |b| (b as f32).ln_1p());
+    Features {
+        source: ev.source,
+        ts_ms,
+        hour_of_week,
+        issuer: h(seed::ISSUER, &ev.token_issuer),
+        principal: ev
+            .principal
+            .as_deref()
+            .map_or(0, |p| hash_lower(seed::PRINCIPAL, p.as_bytes())),
+        client_net: ev.client_ip.map_or(0, network_key),
+        ua,
+        ua_family: ua_fam,
+        domain,
+        signature,
+        route,
+        qname,
+        sub_len,
+        sub_entropy,
+        status_class,
+        auth_failure: matches!(ev.status, Some(401 | 403)),
+        not_found: ev.status == Some(404),
+        error: status_class >= 4 || blocked,
+        admin,
+        ln_bytes_in: ln(ev.bytes_in),
+        ln_bytes_out: ln(ev.bytes_out),
+        ln_latency: ev
+            .latency_ms
+            .map_or(f32::NAN, |l| (l.max(0.0) as f32).ln_1p()),
+        bytes_out: ev.bytes_out.unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use tollgate_events::TenantId;
+
+    fn ev(source: Source) -> Event {
+        let ts: DateTime<Utc> = "2026-03-02T09:30:00Z".parse().unwrap(); // a Monday
+        Event::new(TenantId::new("acme").unwrap(), source, ts)
+    }
+
+    #[test]
+    fn registrable_domains_follow_the_public_suffix_list() {
+        assert_eq!(registrable_domain("a.b.example.co.uk"), "example.co.uk");
+        assert_eq!(registrable_domain("x.y.github.io"), "y.github.io");
+        assert_eq!(registrable_domain("mail.google.com."), "google.com");
+        assert_eq!(registrable_domain("localhost"), "localhost");
+    }
+
+    #[test]
+    fn user_agents_fold_into_families() {
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
+        let chrome2 = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0 Safari/537.36";
+        let (f, os, k) = ua_family(chrome);
+        assert_eq!((f, os), (UaFamily::Chrome, OsFamily::Windows));
+        assert_eq!(k, ua_family(chrome2).2, "versions do not split a family");
+        assert_eq!(
+            ua_family("python-requests/2.31.0").0,
+            UaFamily::PythonRequests
+        );
+        assert_ne!(ua_family("toolA/1").2, ua_family("toolB/1").2);
+        assert_eq!(ua_family("toolA/1").2, ua_family("toolA/2").2);
+    }
+
+    #[test]
+    fn networks_group_by_prefix() {
+        let a: IpAddr = "10.1.2.3".parse().unwrap();
+        let b: IpAddr = "10.1.2.200".parse().unwrap();
+        let c: IpAddr = "10.1.3.3".parse().unwrap();
+        assert_eq!(network_key(a), network_key(b));
+        assert_ne!(network_key(a), network_key(c));
+        let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8:1:ffff::1".parse().unwrap();
+        assert_eq!(network_key(v6a), network_key(v6b));
+        assert_eq!(network_label(a), "10.1.2.0/24");
+        assert_eq!(network_label(v6a), "2001:db8:1::/48");
+    }
+
+    #[test]
+    fn dns_subdomains_are_measured() {
+        let mut e = ev(Source::ZscalerDns);
+        e.destination_host = Some("a9f3k2m8q7z1x0c5v6b4n.tunnel.example.com".into());
+        let f = featurize(&e, chrono_tz::UTC);
+        assert_eq!(f.sub_len, 28, "a9f3k2m8q7z1x0c5v6b4n.tunnel");
+        assert!(f.sub_entropy > 3.5, "{}", f.sub_entropy);
+        let mut e2 = e.clone();
+        e2.destination_host = Some("www.example.com".into());
+        assert_eq!(
+            featurize(&e2, chrono_tz::UTC).domain,
+            featurize(&e, chrono_tz::UTC).domain
+        );
+    }
+
+    #[test]
+    fn hour_of_week_uses_the_tenant_zone() {
+        let e = ev(Source::Apigw);
+        assert_eq!(featurize(&e, chrono_tz::UTC).hour_of_week, 9);
+        assert_eq!(featurize(&e, chrono_tz::America::New_York).hour_of_week, 4);
+        assert_eq!(featurize(&e, chrono_tz::Asia::Tokyo).hour_of_week, 18);
+    }
+
+    #[test]
+    fn cached_and_uncached_features_agree() {
+        let mut cache = FeatureCache::new();
+        let mut e = ev(Source::ZscalerWeb);
+        e.user_agent = Some("curl/8.5.0".into());
+        for host in [
+            "a.example.co.uk",
+            "b.example.co.uk",
+            "x.y.github.io",
+            "a.example.co.uk",
+        ] {
+            e.destination_host = Some(host.into());
+            // compared as Debug text: missing numbers are NaN
+            assert_eq!(
+                format!("{:?}", featurize_cached(&e, chrono_tz::UTC, &mut cache)),
+                format!("{:?}", featurize(&e, chrono_tz::UTC))
+            );
+        }
+        for h in 0..500i64 {
+            let ms = 1_772_409_600_000 + h * 3_600_000 + 59_000;
+            let t = chrono::DateTime::from_timestamp_millis(ms).unwrap();
+            use chrono::{Datelike, Timelike};
+            let slow = |d: chrono::DateTime<chrono_tz::Tz>| {
+                (d.weekday().num_days_from_monday() * 24 + d.hour()) as u8
+            };
+            assert_eq!(
+                hour_of_week_at(ms, chrono_tz::UTC),
+                slow(t.with_timezone(&chrono_tz::UTC))
+            );
+            let ny = chrono_tz::America::New_York;
+            assert_eq!(hour_of_week_at(ms, ny), slow(t.with_timezone(&ny)));
+        }
+    }
+
+    #[test]
+    fn status_and_admin_flags() {
+        let mut e = ev(Source::Apigw);
+        e.status = Some(403);
+        e.route = Some("/Admin/users".into());
+        let f = featurize(&e, chrono_tz::UTC);
+        assert!(f.auth_failure && f.error && f.admin && !f.not_found);
+        assert_eq!(f.status_class, 4);
+        assert!(f.ln_bytes_out.is_nan());
+        assert_eq!(f.domain, 0);
+    }
+}

@@ -1,0 +1,1220 @@
+//! [`TenantModel`]: one tenant's isolated detection state and the detectors
+//! that read it.
+//!
+//! Everything a tenant's scores depend on lives in its `TenantModel` and is
+//! learned only from that tenant's events: categorical tables, per-principal
+//! windows, per-source numeric and volume models, calibrators, open episodes.
+//! Nothing is pooled across tenants; cold-start priors come only from the
+//! model cards. Each event is scored against the state *before* it, then
+//! learned. The structures are sized from the configured memory budget at
+//! creation and never grow past it: when a new source would push the model
+//! over budget, the categorical table is halved (a counted budget hit).
+//! This module does no I/O and reads no clock: time is the event's timestamp
+//! or the `now` handed to [`TenantModel::advance`].
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use tollgate_events::{Event, Source, TenantId};
+
+use crate::alert::{
+    ids, ms_to_utc, Alert, AlertUpdate, Contribution, Detector, DetectorScore, Episode, EventScore,
+    Severity, MAX_OPEN_EPISODES,
+};
+use crate::config::CheckedConfig;
+use crate::features::{
+    featurize_cached, hour_of_week_at, network_label, registrable_domain, ua_family, FeatureCache,
+    Features,
+};
+use crate::hash::{hash_bytes, mix2};
+use crate::numeric::{to_unit, NumericModel, D, FEATURE_NAMES};
+use crate::sketch::{Decayed, Kind, PrincipalTable, SeenTable, TopLabels, KINDS, SLOT_BYTES};
+use crate::volume::{IntervalVerdict, IntervalVolume, SERIES};
+
+const SHORT_TAU_MS: f64 = 60_000.0;
+const LONG_TAU_MS: f64 = 86_400_000.0;
+const TUNNEL_TAU_MS: f64 = 600_000.0;
+/// A destination seen fewer times than this may start a beacon track.
+const BEACON_RARE: u32 = 32;
+const TRACKS: usize = 32;
+/// Sources whose fixed cost is reserved up front when sizing the tables.
+const RESERVED_SOURCES: usize = 2;
+
+/// Counters a tenant model keeps about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantCounters {
+    pub events: u64,
+    pub alerts: u64,
+    pub gmm_fits: u64,
+    pub gmm_fit_failures: u64,
+    /// Times the categorical table was halved to stay within budget.
+    pub table_halvings: u64,
+    /// Beacon/tunnel tracks replaced while still live.
+    pub track_evictions: u64,
+    /// Episodes resolved early because the open-episode table was full.
+    pub episodes_forced: u64,
+}
+
+/// Interval regularity of one (principal, destination) pair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct BeaconTrack {
+    key: u64,
+    last_ms: i64,
+    n: u32,
+    mean_s: f32,
+    mad_s: f32,
+    ln_bytes: f32,
+}
+
+/// Novel high-entropy query names under one registrable domain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct TunnelTrack {
+    key: u64,
+    hi: Decayed,
+    entropy: f32,
+}
+
+/// 401/403 and 404 rates: last minute vs. the last day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Burst {
+    auth_short: Decayed,
+    auth_long: Decayed,
+    nf_short: Decayed,
+    nf_long: Decayed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SourceModel {
+    source: Source,
+    numeric: NumericModel,
+    volume: IntervalVolume,
+    burst: Burst,
+}
+
+impl SourceModel {
+    fn resident_bytes(&self) -> usize {
+        // the numeric and volume estimates already include their inline size
+        std::mem::size_of::<Self>()
+            - std::mem::size_of::<NumericModel>()
+            - std::mem::size_of::<IntervalVolume>()
+            + self.numeric.resident_bytes()
+            + self.volume.resident_bytes()
+    }
+}
+
+/// One tenant's model. See the module docs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantModel {
+    tenant: TenantId,
+    /// Seed for this tenant's reservoir and GMM fits (config seed × tenant).
+    seed: u64,
+    budget: usize,
+    first_ms: i64,
+    last_ms: i64,
+    seen: SeenTable,
+    /// Decayed event totals per categorical kind (surprisal denominators).
+    totals: [Decayed; KINDS],
+    top_issuers: TopLabels,
+    top_domains: TopLabels,
+    principals: PrincipalTable,
+    /// Events per local hour of week.
+    hours: Vec<u32>,
+    hours_total: u64,
+    /// Administrative events per local hour of week.
+    admin_hours: Vec<u32>,
+    admin_total: u64,
+    sources: Vec<SourceModel>,
+    calib: Vec<crate::calibrate::Calibrator>,
+    beacons: Vec<BeaconTrack>,
+    tunnels: Vec<TunnelTrack>,
+    episodes: Vec<Episode>,
+    counters: TenantCounters,
+    /// The tenant's time zone; set by the engine from the config, not stored.
+    #[serde(skip, default = "utc")]
+    tz: chrono_tz::Tz,
+}
+
+fn utc() -> chrono_tz::Tz {
+    chrono_tz::UTC
+}
+
+#[inline]
+fn bits(num: f64, den: f64) -> f64 {
+    (num / den).log2().clamp(0.0, 40.0)
+}
+
+fn human_bytes(b: f64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} {}", U[i])
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// Per-event intermediate values the explanations need.
+#[derive(Default)]
+struct Facts {
+    issuer_count: u32,
+    issuer_total: f64,
+    p_count: u32,
+    net_count: u32,
+    ua_count: u32,
+    s_net: f64,
+    s_ua: f64,
+    dom_count: u32,
+    dom_total: f64,
+    pd_count: u32,
+    z_bytes_out: f64,
+    burst_k: f64,
+    burst_lambda: f64,
+    burst_kind: u8,
+    beacon: Option<BeaconTrack>,
+    tunnel_n: f64,
+    tunnel_entropy: f32,
+    hour_share: f64,
+    numeric_k: usize,
+    x: [f32; D],
+}
+
+impl TenantModel {
+    /// A cold model sized from `cfg`'s budget.
+    pub fn new(tenant: TenantId, cfg: &CheckedConfig) -> Self {
+        let c = cfg.config();
+        let budget = c.budget_bytes;
+        let seed = mix2(c.seed, hash_bytes(0x5eed, tenant.as_str().as_bytes()));
+        let principals = PrincipalTable::new((budget / 256).max(8));
+        let tz = cfg.zone(&tenant);
+        let mut m = TenantModel {
+            tenant,
+            seed,
+            budget,
+            first_ms: i64::MIN,
+            last_ms: i64::MIN,
+            seen: SeenTable::new(4, 1),
+            totals: [Decayed::default(); KINDS],
+            top_issuers: TopLabels::default(),
+            top_domains: TopLabels::default(),
+            principals,
+            hours: vec![0; 168],
+            hours_total: 0,
+            admin_hours: vec![0; 168],
+            admin_total: 0,
+            sources: Vec::new(),
+            calib: vec![Default::default(); Detector::COUNT],
+            beacons: Vec::with_capacity(TRACKS),
+            tunnels: Vec::with_capacity(TRACKS),
+            episodes: Vec::new(),
+            counters: TenantCounters::default(),
+            tz,
+        };
+        let fixed = m.resident_bytes() - m.seen.resident_bytes()
+            + RESERVED_SOURCES * Self::source_cost(cfg)
+            + (MAX_OPEN_EPISODES / 4) * 160;
+        let slots = budget.saturating_sub(fixed) / SLOT_BYTES;
+        let half_life_h = (c.categorical_half_life.0.as_secs() / 3600).max(1) as u32;
+        m.seen = SeenTable::new(slots.max(64), half_life_h);
+        m
+    }
+
+    fn source_cost(cfg: &CheckedConfig) -> usize {
+        let card = &cfg.cards().get(Source::Apigw).numeric;
+        SourceModel {
+            source: Source::Apigw,
+            numeric: NumericModel::new(card, 0),
+            volume: IntervalVolume::new(),
+            burst: Burst::default(),
+        }
+        .resident_bytes()
+    }
+
+    pub(crate) fn set_zone(&mut self, tz: chrono_tz::Tz) {
+        self.tz = tz;
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    pub fn counters(&self) -> &TenantCounters {
+        &self.counters
+    }
+
+    /// Events learned so far.
+    pub fn events(&self) -> u64 {
+        self.counters.events
+    }
+
+    /// Every time a bounded structure dropped live state to stay in budget.
+    pub fn budget_hits(&self) -> u64 {
+        self.seen.evictions
+            + self.principals.evictions
+            + self.counters.table_halvings
+            + self.counters.track_evictions
+            + self.counters.episodes_forced
+    }
+
+    /// An honest estimate of the bytes this model holds: the sum of its
+    /// bounded structures' sizes at their bounds. Computed from the bounds,
+    /// not from allocator capacities, so that it (and the budget decisions
+    /// it drives) is the same for a model restored from a snapshot.
+    pub fn resident_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.seen.resident_bytes()
+            + self.top_issuers.resident_bytes()
+            + self.top_domains.resident_bytes()
+            + self.principals.resident_bytes()
+            + self.hours.len() * 4
+            + self.admin_hours.len() * 4
+            + self
+                .sources
+                .iter()
+                .map(SourceModel::resident_bytes)
+                .sum::<usize>()
+            + self.calib.iter().map(|c| c.resident_bytes()).sum::<usize>()
+            + TRACKS * std::mem::size_of::<BeaconTrack>()
+            + TRACKS * std::mem::size_of::<TunnelTrack>()
+            + self
+                .episodes
+                .iter()
+                .map(|e| std::mem::size_of::<Episode>() + e.entity.len() + e.id.len())
+                .sum::<usize>()
+    }
+
+    /// Open alert episodes.
+    pub fn open_episodes(&self) -> usize {
+        self.episodes.len()
+    }
+
+    fn warm(&self, now_ms: i64, cfg: &CheckedConfig) -> bool {
+        let c = cfg.config();
+        self.counters.events >= c.warmup_events
+            && now_ms.saturating_sub(self.first_ms) >= c.warmup.as_millis_i64()
+    }
+
+    fn source_slot(&mut self, s: Source, cfg: &CheckedConfig) -> usize {
+        if let Some(i) = self.sources.iter().position(|m| m.source == s) {
+            return i;
+        }
+        let card = &cfg.cards().get(s).numeric;
+        self.sources.push(SourceModel {
+            source: s,
+            numeric: NumericModel::new(card, self.seed ^ s as u64),
+            volume: IntervalVolume::new(),
+            burst: Burst::default(),
+        });
+        // the reservoir is allocated up front, so the estimate counts it
+        let i = self.sources.len() - 1;
+        let hour = (self.last_ms.max(0) / 3_600_000) as u32;
+        while self.resident_bytes() > self.budget && self.seen.capacity() > 64 {
+            if !self.seen.halve(hour) {
+                break;
+            }
+            self.counters.table_halvings += 1;
+        }
+        i
+    }
+
+    /// Score `ev`, then learn from it; push alert state changes to `out`.
+    pub fn process(
+        &mut self,
+        ev: &Event,
+        cfg: &CheckedConfig,
+        cache: &mut FeatureCache,
+        out: &mut Vec<AlertUpdate>,
+    ) -> EventScore {
+        let c = cfg.config();
+        let f = featurize_cached(ev, self.tz, cache);
+        let now = f.ts_ms;
+        if self.first_ms == i64::MIN {
+            self.first_ms = now;
+        }
+        self.last_ms = self.last_ms.max(now);
+        let hour = now.div_euclid(3_600_000) as u32;
+        let hl_ms = c.categorical_half_life.0.as_millis() as f64 / std::f64::consts::LN_2;
+
+        self.resolve_quiet(now, cfg, out);
+        let si = self.source_slot(f.source, cfg);
+        self.close_intervals(si, now, cfg, out);
+        let warm = self.warm(now, cfg);
+
+        let mut raw = [0.0f64; Detector::COUNT];
+        let mut facts = Facts::default();
+
+        // --- issuer
+        if f.issuer != 0 {
+            let s = self.seen.touch(Kind::Issuer, f.issuer, hour);
+            let tot = self.totals[Kind::Issuer as usize].add(now, hl_ms, 1.0) - 1.0;
+            raw[Detector::Issuer.index()] = bits(tot + 2.0, f64::from(s.count) + 1.0);
+            facts.issuer_count = s.count;
+            facts.issuer_total = tot;
+            self.top_issuers.offer(f.issuer, s.count + 1, || {
+                ev.token_issuer.as_deref().unwrap_or("").into()
+            });
+        }
+
+        // --- principal, windows, access
+        let mut p_count = 0;
+        if f.principal != 0 {
+            p_count = self.seen.touch(Kind::Principal, f.principal, hour).count;
+            facts.p_count = p_count;
+        }
+        let established = p_count >= c.principal_min_events;
+        let mut new_net = false;
+        let mut new_ua = false;
+        if f.principal != 0 && f.client_net != 0 {
+            let s = self
+                .seen
+                .touch(Kind::PrincipalNet, mix2(f.principal, f.client_net), hour);
+            new_net = s.novel();
+            facts.net_count = s.count;
+            facts.s_net = bits(f64::from(p_count) + 2.0, f64::from(s.count) + 1.0);
+        }
+        if f.principal != 0 && f.ua != 0 {
+            let s = self
+                .seen
+                .touch(Kind::PrincipalUa, mix2(f.principal, f.ua), hour);
+            new_ua = s.novel();
+            facts.ua_count = s.count;
+            facts.s_ua = bits(f64::from(p_count) + 2.0, f64::from(s.count) + 1.0);
+        }
+        if established && f.client_net != 0 && f.ua != 0 {
+            raw[Detector::Access.index()] = facts.s_net.min(facts.s_ua);
+        }
+
+        // --- destinations
+        let mut s_t = 0.0;
+        let mut s_u = 0.0;
+        let mut s_sig = 0.0;
+        let mut new_dest = false;
+        if f.domain != 0 {
+            let d = self.seen.touch(Kind::Domain, f.domain, hour);
+            let tot = self.totals[Kind::Domain as usize].add(now, hl_ms, 1.0) - 1.0;
+            s_t = bits(tot + 2.0, f64::from(d.count) + 1.0);
+            facts.dom_count = d.count;
+            facts.dom_total = tot;
+            self.top_domains.offer(f.domain, d.count + 1, || {
+                match (ev.destination_host.as_deref(), ev.destination_ip) {
+                    (Some(h), _) => registrable_domain(h).into(),
+                    (None, Some(ip)) => network_label(ip).into(),
+                    (None, None) => "".into(),
+                }
+            });
+            if f.principal != 0 {
+                let pd = self
+                    .seen
+                    .touch(Kind::PrincipalDomain, mix2(f.principal, f.domain), hour);
+                s_u = bits(f64::from(p_count) + 2.0, f64::from(pd.count) + 1.0);
+                facts.pd_count = pd.count;
+                new_dest = pd.novel() || pd.age_h >= 1;
+            }
+        }
+        if f.signature != 0 {
+            let s = self.seen.touch(Kind::Signature, f.signature, hour);
+            let tot = self.totals[Kind::Signature as usize].add(now, hl_ms, 1.0) - 1.0;
+            s_sig = bits(tot + 2.0, f64::from(s.count) + 1.0);
+        }
+
+        // --- principal windows (features of this event, include it)
+        let mut x = [f32::NAN; D];
+        x[0] = f.ln_bytes_in;
+        x[1] = f.ln_bytes_out;
+        x[2] = f.ln_latency;
+        if f.principal != 0 {
+            let (st, _) = self.principals.get(f.principal, now);
+            st.rate += 1.0;
+            st.errors += f32::from(u8::from(f.error));
+            st.new_dests += f32::from(u8::from(new_dest));
+            st.nets += u16::from(new_net);
+            st.uas += u16::from(new_ua);
+            x[3] = st.rate.ln_1p();
+            // shrunk towards 0 by four pseudo-successes, so one error in a
+            // quiet window is not a jump from 0 to 1
+            x[4] = st.errors / (st.rate + 4.0);
+            x[5] = st.new_dests.ln_1p();
+        }
+
+        // --- numeric
+        let sm = &mut self.sources[si];
+        sm.numeric.impute(&mut x);
+        let (num_raw, k) = sm.numeric.score(&x);
+        raw[Detector::Numeric.index()] = num_raw;
+        facts.numeric_k = k;
+        facts.x = x;
+
+        // --- egress: large bytes out to a rare destination
+        if f.domain != 0
+            && !f.ln_bytes_out.is_nan()
+            && matches!(
+                f.source,
+                Source::ZscalerWeb | Source::ZscalerFw | Source::Zpa
+            )
+        {
+            let z = sm.numeric.z(1, f.ln_bytes_out);
+            facts.z_bytes_out = z;
+            let rarity = s_t.max(0.5 * s_u).max(0.5 * s_sig).min(16.0);
+            raw[Detector::Egress.index()] = rarity / 4.0 * (z - 1.0).max(0.0);
+        }
+
+        // --- burst: 401/403 and 404 per minute vs. the day's rate
+        if f.auth_failure || f.not_found {
+            let b = &mut sm.burst;
+            let (short, long, kind) = if f.auth_failure {
+                (&mut b.auth_short, &mut b.auth_long, 1)
+            } else {
+                (&mut b.nf_short, &mut b.nf_long, 2)
+            };
+            let k = short.add(now, SHORT_TAU_MS, 1.0);
+            let lambda = (long.at(now, LONG_TAU_MS) * SHORT_TAU_MS / LONG_TAU_MS).max(0.5);
+            long.add(now, LONG_TAU_MS, 1.0);
+            if k > lambda {
+                raw[Detector::Burst.index()] =
+                    (k * (k / lambda).ln() - (k - lambda)) / std::f64::consts::LN_2;
+            }
+            facts.burst_k = k;
+            facts.burst_lambda = lambda;
+            facts.burst_kind = kind;
+        }
+        sm.volume.count(f.error, f.bytes_out, f.principal);
+
+        // --- beacon
+        if f.principal != 0 && f.domain != 0 && f.source != Source::Apigw {
+            let key = mix2(f.principal, f.domain);
+            raw[Detector::Beacon.index()] = self.beacon(key, now, facts.dom_count, &f, &mut facts);
+        }
+
+        // --- tunnel
+        if f.qname != 0 {
+            let q = self.seen.touch(Kind::QName, f.qname, hour);
+            if q.novel() && f.sub_len >= 12 && f.sub_entropy >= 3.0 {
+                let t = self.tunnel_track(f.domain, now);
+                t.entropy = 0.8 * t.entropy + 0.2 * f.sub_entropy;
+                let n = t.hi.add(now, TUNNEL_TAU_MS, 1.0);
+                facts.tunnel_n = n;
+                facts.tunnel_entropy = t.entropy.max(f.sub_entropy);
+                raw[Detector::Tunnel.index()] = n * (1.0 + (s_t / 16.0).min(1.0));
+            }
+        }
+
+        // --- off-hours admin: the hour's share of all traffic and of admin
+        // traffic (geometric mean), relative to a uniform week
+        if f.admin && self.hours_total >= 100 {
+            let share = Self::hour_share(
+                &self.hours,
+                self.hours_total,
+                f.hour_of_week,
+                now - self.first_ms,
+                0.0,
+            );
+            let rel_admin = if self.admin_total >= 20 {
+                Self::hour_share(
+                    &self.admin_hours,
+                    self.admin_total,
+                    f.hour_of_week,
+                    now - self.first_ms,
+                    0.1,
+                ) * 168.0
+            } else {
+                share * 168.0
+            };
+            facts.hour_share = share;
+            let rel = (share * 168.0 * rel_admin).sqrt();
+            raw[Detector::OffHours.index()] = (-(rel + 1e-4).log2()).clamp(0.0, 16.0);
+        }
+        let h = usize::from(f.hour_of_week) % 168;
+        Self::count_hour(&mut self.hours, &mut self.hours_total, h);
+        if f.admin {
+            Self::count_hour(&mut self.admin_hours, &mut self.admin_total, h);
+        }
+
+        // --- grades, decisions
+        let mut score = EventScore {
+            warm,
+            ..Default::default()
+        };
+        for d in Detector::ALL {
+            if d == Detector::Volume {
+                continue;
+            }
+            let r = raw[d.index()];
+            let cal = &mut self.calib[d.index()];
+            let g = cal.grade(r);
+            cal.observe(r);
+            score.per_detector[d.index()] = DetectorScore { raw: r, grade: g };
+            let floor = c.floors.get(d);
+            if r >= floor && r > 0.0 {
+                score.max_grade = score.max_grade.max(g);
+                if warm && g >= c.grade_threshold {
+                    self.hit(d, r, g, ev, &f, &facts, cfg, out);
+                }
+            }
+        }
+
+        // --- learn the numeric model last (scored above with the old one)
+        let sm = &mut self.sources[si];
+        match sm.numeric.learn(
+            &x,
+            &cfg.cards().get(f.source).numeric,
+            self.seed ^ f.source as u64,
+        ) {
+            Some(crate::numeric::FitOutcome::Mixture) => self.counters.gmm_fits += 1,
+            Some(crate::numeric::FitOutcome::Fallback) => {
+                self.counters.gmm_fits += 1;
+                self.counters.gmm_fit_failures += 1;
+            }
+            None => {}
+        }
+        self.counters.events += 1;
+        score
+    }
+
+    fn count_hour(hours: &mut [u32], total: &mut u64, h: usize) {
+        hours[h] += 1;
+        *total += 1;
+        if hours[h] >= 1 << 30 {
+            *total = 0;
+            for v in hours.iter_mut() {
+                *v /= 2;
+                *total += u64::from(*v);
+            }
+        }
+    }
+
+    /// Probability of a local hour of week (smoothed over ±1 h, plus
+    /// `pseudo` counts per bin); before a week of history, pooled by hour of
+    /// day.
+    fn hour_share(hours: &[u32], total: u64, how: u8, age_ms: i64, pseudo: f64) -> f64 {
+        let sm = |i: usize| {
+            0.25 * f64::from(hours[(i + 167) % 168])
+                + 0.5 * f64::from(hours[i % 168])
+                + 0.25 * f64::from(hours[(i + 1) % 168])
+                + pseudo
+        };
+        let tot = total.max(1) as f64 + 168.0 * pseudo;
+        let h = usize::from(how);
+        if age_ms >= 7 * 86_400_000 {
+            sm(h) / tot
+        } else {
+            (0..7).map(|d| sm(d * 24 + h % 24)).sum::<f64>() / tot / 7.0
+        }
+    }
+
+    fn beacon(
+        &mut self,
+        key: u64,
+        now: i64,
+        dom_count: u32,
+        f: &Features,
+        facts: &mut Facts,
+    ) -> f64 {
+        let pos = self.beacons.iter().position(|b| b.key == key);
+        let i = match pos {
+            Some(i) => i,
+            None => {
+                if dom_count >= BEACON_RARE {
+                    return 0.0;
+                }
+                let t = BeaconTrack {
+                    key,
+                    last_ms: now,
+                    n: 0,
+                    mean_s: 0.0,
+                    mad_s: 0.0,
+                    ln_bytes: f.ln_bytes_out,
+                };
+                if self.beacons.len() < TRACKS {
+                    self.beacons.push(t);
+                } else {
+                    let (j, old) = self
+                        .beacons
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, b)| b.last_ms)
+                        .map(|(j, b)| (j, *b))
+                        .unwrap_or((0, t));
+                    if now - old.last_ms < 3_600_000 {
+                        self.counters.track_evictions += 1;
+                    }
+                    self.beacons[j] = t;
+                }
+                return 0.0;
+            }
+        };
+        let b = &mut self.beacons[i];
+        let dt = (now - b.last_ms) as f32 / 1000.0;
+        if dt < 1.0 {
+            return 0.0;
+        }
+        b.last_ms = now;
+        b.n += 1;
+        if !f.ln_bytes_out.is_nan() {
+            b.ln_bytes = 0.8 * b.ln_bytes.max(0.0) + 0.2 * f.ln_bytes_out;
+        }
+        if b.n == 1 {
+            b.mean_s = dt;
+            b.mad_s = 0.0;
+            return 0.0;
+        }
+        let dev = (dt - b.mean_s).abs();
+        b.mad_s = 0.75 * b.mad_s + 0.25 * dev;
+        b.mean_s = 0.75 * b.mean_s + 0.25 * dt;
+        facts.beacon = Some(*b);
+        let small = b.ln_bytes.is_nan() || b.ln_bytes <= 11.0;
+        if b.n < 4 || b.mean_s < 10.0 || !small {
+            return 0.0;
+        }
+        let cv = f64::from(b.mad_s / b.mean_s.max(1e-3));
+        (1.0 - cv / 0.25).max(0.0) * f64::from(b.n.min(16)) / 2.0
+    }
+
+    fn tunnel_track(&mut self, key: u64, now: i64) -> &mut TunnelTrack {
+        if let Some(i) = self.tunnels.iter().position(|t| t.key == key) {
+            return &mut self.tunnels[i];
+        }
+        let t = TunnelTrack {
+            key,
+            hi: Decayed {
+                value: 0.0,
+                last_ms: now,
+            },
+            entropy: 0.0,
+        };
+        if self.tunnels.len() < TRACKS {
+            self.tunnels.push(t);
+            let n = self.tunnels.len() - 1;
+            return &mut self.tunnels[n];
+        }
+        let (j, live) = self
+            .tunnels
+            .iter()
+            .enumerate()
+            .min_by(|a, b| {
+                a.1.hi
+                    .at(now, TUNNEL_TAU_MS)
+                    .total_cmp(&b.1.hi.at(now, TUNNEL_TAU_MS))
+            })
+            .map(|(j, t)| (j, t.hi.at(now, TUNNEL_TAU_MS) > 0.5))
+            .unwrap_or((0, false));
+        if live {
+            self.counters.track_evictions += 1;
+        }
+        self.tunnels[j] = t;
+        &mut self.tunnels[j]
+    }
+
+    /// Resolve quiet episodes and close volume intervals up to `now_ms`.
+    pub fn advance(&mut self, now_ms: i64, cfg: &CheckedConfig, out: &mut Vec<AlertUpdate>) {
+        self.resolve_quiet(now_ms, cfg, out);
+        for si in 0..self.sources.len() {
+            self.close_intervals(si, now_ms, cfg, out);
+        }
+    }
+
+    fn resolve_quiet(&mut self, now: i64, cfg: &CheckedConfig, out: &mut Vec<AlertUpdate>) {
+        if self.episodes.is_empty() {
+            return;
+        }
+        let cd = cfg.config().cooldown.as_millis_i64();
+        let tenant = &self.tenant;
+        self.episodes.retain(|e| {
+            if now - e.last_ms >= cd {
+                out.push(AlertUpdate::Resolved {
+                    episode: e.id.clone(),
+                    tenant: tenant.clone(),
+                    detector: e.detector,
+                    entity: e.entity.clone(),
+                    ts: ms_to_utc(e.last_ms + cd),
+                });
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn close_intervals(
+        &mut self,
+        si: usize,
+        now: i64,
+        cfg: &CheckedConfig,
+        out: &mut Vec<AlertUpdate>,
+    ) {
+        let c = cfg.config();
+        let iv = c.volume_interval.as_millis_i64();
+        let tz = self.tz;
+        let how = |ms: i64| hour_of_week_at(ms, tz);
+        let source = self.sources[si].source;
+        let calib = &mut self.calib[Detector::Volume.index()];
+        let floor = c.floors.volume;
+        let mut pending: Vec<(IntervalVerdict, f64)> = Vec::new();
+        self.sources[si].volume.close_until(now, iv, how, |v| {
+            let r = if v.score.z > 0.0 { v.score.score } else { 0.0 };
+            let g = calib.grade(r);
+            calib.observe(r);
+            if r >= floor && g >= c.grade_threshold {
+                pending.push((v, g));
+            }
+        });
+        if pending.is_empty() {
+            return;
+        }
+        for (v, g) in pending {
+            let end = v.start_ms + iv;
+            if !self.warm(end, cfg) {
+                continue;
+            }
+            let key = mix2(v.series as u64 + 1, source as u64 + 100);
+            if self.extend(Detector::Volume, key, end) {
+                continue;
+            }
+            let series = SERIES[v.series];
+            let entity = format!("{series} ({source})");
+            let shown = |x: f64| {
+                if v.series == 2 {
+                    human_bytes(x.exp_m1().max(0.0))
+                } else {
+                    format!("{x:.0}")
+                }
+            };
+            let start = ms_to_utc(v.start_ms);
+            let explanation = vec![Contribution {
+                feature: format!("{series}_per_interval"),
+                value: shown(v.value),
+                typical: shown(v.score.expected),
+                reason: format!(
+                    "{:.1} scales above what this tenant usually has at this hour of the week",
+                    v.score.z
+                ),
+            }];
+            let summary = format!(
+                "{series} for {source} in the {} interval starting {} was {}, expected about {} for tenant {}",
+                c.volume_interval,
+                start.format("%Y-%m-%d %H:%M UTC"),
+                shown(v.value),
+                shown(v.score.expected),
+                self.tenant
+            );
+            self.open(
+                Detector::Volume,
+                key,
+                entity,
+                source,
+                v.score.score,
+                g,
+                end,
+                None,
+                explanation,
+                summary,
+                cfg,
+                out,
+            );
+        }
+    }
+
+    /// Extend an open episode; true if there was one.
+    fn extend(&mut self, d: Detector, key: u64, now: i64) -> bool {
+        if let Some(e) = self
+            .episodes
+            .iter_mut()
+            .find(|e| e.detector == d && e.entity_key == key)
+        {
+            e.last_ms = e.last_ms.max(now);
+            e.events += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &mut self,
+        d: Detector,
+        key: u64,
+        entity: String,
+        source: Source,
+        raw: f64,
+        grade: f64,
+        ts_ms: i64,
+        event_id: Option<&str>,
+        explanation: Vec<Contribution>,
+        summary: String,
+        cfg: &CheckedConfig,
+        out: &mut Vec<AlertUpdate>,
+    ) {
+        let (id, episode) = ids(&self.tenant, d, key, ts_ms, event_id);
+        if self.episodes.len() >= MAX_OPEN_EPISODES {
+            let cd = cfg.config().cooldown.as_millis_i64();
+            if let Some((j, _)) = self
+                .episodes
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.last_ms)
+            {
+                let e = self.episodes.remove(j);
+                self.counters.episodes_forced += 1;
+                out.push(AlertUpdate::Resolved {
+                    episode: e.id,
+                    tenant: self.tenant.clone(),
+                    detector: e.detector,
+                    entity: e.entity,
+                    ts: ms_to_utc(ts_ms.min(e.last_ms + cd)),
+                });
+            }
+        }
+        self.episodes.push(Episode {
+            detector: d,
+            entity_key: key,
+            entity: entity.clone(),
+            id: episode.clone(),
+            first_ms: ts_ms,
+            last_ms: ts_ms,
+            events: 1,
+        });
+        self.counters.alerts += 1;
+        let floor = cfg.config().floors.get(d).max(1e-9);
+        out.push(AlertUpdate::Fired(Alert {
+            id,
+            tenant: self.tenant.clone(),
+            source,
+            detector: d,
+            severity: Severity::from_ratio(raw / floor),
+            score: raw,
+            grade,
+            ts: ms_to_utc(ts_ms),
+            event_id: event_id.map(str::to_string),
+            entity,
+            episode,
+            explanation,
+            summary,
+        }));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn hit(
+        &mut self,
+        d: Detector,
+        raw: f64,
+        grade: f64,
+        ev: &Event,
+        f: &Features,
+        x: &Facts,
+        cfg: &CheckedConfig,
+        out: &mut Vec<AlertUpdate>,
+    ) {
+        let principal = ev.principal.as_deref().unwrap_or("(no principal)");
+        let domain = ev
+            .destination_host
+            .as_deref()
+            .map(registrable_domain)
+            .map(str::to_string)
+            .or_else(|| ev.destination_ip.map(network_label))
+            .unwrap_or_else(|| "(no destination)".into());
+        let key = match d {
+            Detector::Issuer => f.issuer,
+            Detector::Access | Detector::OffHours | Detector::Numeric => f.principal,
+            Detector::Egress | Detector::Tunnel => f.domain,
+            Detector::Beacon => mix2(f.principal, f.domain),
+            Detector::Burst => u64::from(x.burst_kind) + 10 * (f.source as u64 + 1),
+            Detector::Volume => 0,
+        };
+        if self.extend(d, key, f.ts_ms) {
+            return;
+        }
+        let t = &self.tenant;
+        let events = self.counters.events;
+        let mut ex = Vec::new();
+        let (entity, summary) = match d {
+            Detector::Issuer => {
+                let iss = ev.token_issuer.as_deref().unwrap_or("");
+                let before = self
+                    .seen
+                    .distinct(Kind::Issuer)
+                    .saturating_sub(u32::from(x.issuer_count == 0));
+                let reason = if x.issuer_count == 0 {
+                    format!(
+                        "first seen for tenant {t} after {} events",
+                        thousands(events)
+                    )
+                } else {
+                    format!(
+                        "seen {} times among ~{:.0} recent issuer events",
+                        x.issuer_count, x.issuer_total
+                    )
+                };
+                ex.push(Contribution {
+                    feature: "token_issuer".into(),
+                    value: iss.into(),
+                    typical: self.top_issuers.labels().join(", "),
+                    reason: reason.clone(),
+                });
+                (
+                    iss.to_string(),
+                    format!(
+                        "issuer {iss} {reason}; {before} issuer{} seen before",
+                        if before == 1 { "" } else { "s" }
+                    ),
+                )
+            }
+            Detector::Access => {
+                let st = self.principals.peek(f.principal);
+                let net = ev.client_ip.map(network_label).unwrap_or_default();
+                let ua = ev.user_agent.as_deref().map(|u| {
+                    let (fam, os, _) = ua_family(u);
+                    format!("{} on {}", fam.as_str(), os.as_str())
+                });
+                let ua = ua.unwrap_or_default();
+                let nets = st
+                    .map_or(0, |s| s.nets)
+                    .saturating_sub(u16::from(x.net_count == 0));
+                let uas = st
+                    .map_or(0, |s| s.uas)
+                    .saturating_sub(u16::from(x.ua_count == 0));
+                ex.push(Contribution {
+                    feature: "client_network".into(),
+                    value: net.clone(),
+                    typical: format!("{nets} network(s) seen for {principal}"),
+                    reason: format!(
+                        "seen {} times for this principal ({:.1} bits of surprise)",
+                        x.net_count, x.s_net
+                    ),
+                });
+                ex.push(Contribution {
+                    feature: "user_agent_family".into(),
+                    value: ua.clone(),
+                    typical: format!("{uas} user agent famil(ies) seen for {principal}"),
+                    reason: format!(
+                        "seen {} times for this principal ({:.1} bits of surprise)",
+                        x.ua_count, x.s_ua
+                    ),
+                });
+                (principal.to_string(), format!("{principal} used network {net} and user agent {ua}, both new for this principal after {} of its events", x.p_count))
+            }
+            Detector::Egress => {
+                let sm = self.sources.iter().find(|s| s.source == f.source);
+                let typical = sm.map_or(0.0, |s| s.numeric.stats[1].mean.exp_m1());
+                let bytes = ev.bytes_out.unwrap_or(0) as f64;
+                ex.push(Contribution {
+                    feature: "bytes_out".into(),
+                    value: human_bytes(bytes),
+                    typical: human_bytes(typical),
+                    reason: format!(
+                        "{:.1} standard deviations above this tenant's usual request size",
+                        x.z_bytes_out
+                    ),
+                });
+                ex.push(Contribution {
+                    feature: "registrable_domain".into(),
+                    value: domain.clone(),
+                    typical: self.top_domains.labels().join(", "),
+                    reason: format!(
+                        "seen {} times by the tenant (of ~{:.0}) and {} times by {principal}",
+                        x.dom_count, x.dom_total, x.pd_count
+                    ),
+                });
+                (
+                    domain.clone(),
+                    format!(
+                        "{principal} sent {} to {domain}, a destination rare for tenant {t}",
+                        human_bytes(bytes)
+                    ),
+                )
+            }
+            Detector::Numeric => {
+                let sm = self
+                    .sources
+                    .iter()
+                    .find(|s| s.source == f.source)
+                    .expect("source model exists");
+                let dev = sm.numeric.gmm.deviations(&x.x, x.numeric_k);
+                let mut order: Vec<usize> = (0..D).collect();
+                order.sort_by(|&a, &b| dev[b].0.abs().total_cmp(&dev[a].0.abs()));
+                let mut names = Vec::new();
+                for &i in order.iter().take(3) {
+                    let v = to_unit(i, f64::from(x.x[i]));
+                    ex.push(Contribution { feature: FEATURE_NAMES[i].into(), value: format!("{v:.2}"), typical: format!("{:.2}", dev[i].1), reason: format!("{:+.1} standard deviations from the nearest usual pattern of this tenant", dev[i].0) });
+                    names.push(FEATURE_NAMES[i]);
+                }
+                let who = if f.principal != 0 {
+                    principal.to_string()
+                } else {
+                    "tenant".to_string()
+                };
+                (who.clone(), format!("unusual combination of {} for {who} ({:.1} nats above the tenant's 90th percentile)", names.join(", "), raw))
+            }
+            Detector::Burst => {
+                let what = if x.burst_kind == 1 { "401/403" } else { "404" };
+                ex.push(Contribution {
+                    feature: if x.burst_kind == 1 {
+                        "auth_failures_per_minute".into()
+                    } else {
+                        "not_found_per_minute".into()
+                    },
+                    value: format!("{:.0}", x.burst_k),
+                    typical: format!("{:.2}", x.burst_lambda),
+                    reason: format!("Poisson tail of {raw:.0} bits given the tenant's daily rate"),
+                });
+                let entity = format!("{} {what}", f.source);
+                (entity, format!("{:.0} {what} responses in the last minute for tenant {t} ({}), usually {:.2}", x.burst_k, f.source, x.burst_lambda))
+            }
+            Detector::Beacon => {
+                let b = x.beacon.unwrap_or_default();
+                ex.push(Contribution {
+                    feature: "interval_seconds".into(),
+                    value: format!("{:.0} ± {:.1}", b.mean_s, b.mad_s),
+                    typical: "irregular".into(),
+                    reason: format!("{} requests at a regular interval", b.n + 1),
+                });
+                ex.push(Contribution {
+                    feature: "registrable_domain".into(),
+                    value: domain.clone(),
+                    typical: self.top_domains.labels().join(", "),
+                    reason: format!(
+                        "seen {} times by the tenant before this track began",
+                        x.dom_count
+                    ),
+                });
+                (format!("{principal} -> {domain}"), format!("{principal} contacts rare host {domain} every {:.0}s (±{:.1}s), {} times so far", b.mean_s, b.mad_s, b.n + 1))
+            }
+            Detector::Tunnel => {
+                ex.push(Contribution {
+                    feature: "new_high_entropy_subdomains_10m".into(),
+                    value: format!("{:.1}", x.tunnel_n),
+                    typical: "0".into(),
+                    reason: format!(
+                        "query names never seen before with {:.1} bits/char of entropy",
+                        x.tunnel_entropy
+                    ),
+                });
+                ex.push(Contribution {
+                    feature: "registrable_domain".into(),
+                    value: domain.clone(),
+                    typical: self.top_domains.labels().join(", "),
+                    reason: format!("seen {} times by the tenant", x.dom_count),
+                });
+                (domain.clone(), format!("{:.0} new high-entropy subdomains of {domain} within ~10 minutes (possible DNS tunnelling)", x.tunnel_n))
+            }
+            Detector::OffHours => {
+                let how = f.hour_of_week as usize;
+                let mut when = String::new();
+                let _ = write!(
+                    when,
+                    "{} {:02}:00 ({})",
+                    DAYS[how / 24 % 7],
+                    how % 24,
+                    self.tz
+                );
+                ex.push(Contribution {
+                    feature: "hour_of_week".into(),
+                    value: when.clone(),
+                    typical: format!(
+                        "{:.3}% of this tenant's traffic per hour here (uniform would be 0.595%)",
+                        x.hour_share * 100.0
+                    ),
+                    reason: "administrative route/app at an hour the tenant is rarely active"
+                        .into(),
+                });
+                (principal.to_string(), format!("admin activity by {principal} on {when}, an hour with {:.3}% of tenant {t}'s traffic", x.hour_share * 100.0))
+            }
+            Detector::Volume => return,
+        };
+        self.open(
+            d,
+            key,
+            entity,
+            f.source,
+            raw,
+            grade,
+            f.ts_ms,
+            ev.id.as_deref(),
+            ex,
+            summary,
+            cfg,
+            out,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DetectConfig;
+
+    #[test]
+    fn a_model_fits_its_budget_with_every_source() {
+        // the default budget holds all five sources; the minimum holds two
+        for (budget, sources) in [(32 * 1024, 2), (64 * 1024, 5), (256 * 1024, 5)] {
+            let cfg = DetectConfig {
+                budget_bytes: budget,
+                ..Default::default()
+            }
+            .check()
+            .unwrap();
+            let mut m = TenantModel::new(TenantId::new("acme").unwrap(), &cfg);
+            assert!(
+                m.resident_bytes() <= budget,
+                "{budget}: {}",
+                m.resident_bytes()
+            );
+            let mut out = Vec::new();
+            for (i, s) in Source::ALL.into_iter().take(sources).enumerate() {
+                let ev = Event::new(m.tenant.clone(), s, ms_to_utc(1_772_409_600_000 + i as i64));
+                m.process(&ev, &cfg, &mut FeatureCache::new(), &mut out);
+                assert!(
+                    m.resident_bytes() <= budget,
+                    "{budget} after {s}: {}",
+                    m.resident_bytes()
+                );
+            }
+            if budget == 64 * 1024 {
+                assert!(
+                    m.counters.table_halvings >= 1,
+                    "five sources do not fit without shrinking"
+                );
+                assert!(m.seen.capacity() >= 512, "{}", m.seen.capacity());
+            }
+            assert_eq!(m.budget_hits(), m.counters.table_halvings);
+        }
+    }
+
+    #[test]
+    fn human_numbers() {
+        assert_eq!(thousands(48211), "48,211");
+        assert_eq!(thousands(100), "100");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(human_bytes(60_000_000.0), "57.2 MiB");
+        assert_eq!(human_bytes(300.0), "300 B");
+    }
+
+    #[test]
+    fn off_hours_share_pools_by_hour_of_day_in_the_first_week() {
+        let mut hours = vec![0u32; 168];
+        hours[10] = 700; // Monday 10:00 only
+        let day = 86_400_000;
+        let thursday10 = 3 * 24 + 10;
+        let young = TenantModel::hour_share(&hours, 700, thursday10, 2 * day, 0.0);
+        let old = TenantModel::hour_share(&hours, 700, thursday10, 8 * day, 0.0);
+        assert!(young > 0.05, "pooled by hour of day: {young}");
+        assert_eq!(old, 0.0, "a week of history separates the days");
+    }
+}

@@ -1,0 +1,516 @@
+//! Bounded, time-decayed categorical memory: the novelty/rarity tables.
+//!
+//! [`SeenTable`] is a bucketed fingerprint table (4 slots per bucket, 8 bytes
+//! per slot: a 24-bit fingerprint tagged with its feature kind, a saturating
+//! count and the hour it was last seen). It answers "how often has this value
+//! been seen, and when last" for every categorical feature of a tenant, in
+//! memory fixed at construction. Counts halve every half-life of event time
+//! (applied lazily on touch); when a bucket is full the weakest slot is
+//! replaced and, if it still had weight, the replacement is counted as a
+//! budget hit. Unlike a count-min sketch, a collision here needs a 24-bit
+//! fingerprint match within one bucket (about 2.4e-7 per lookup), so "first
+//! seen" stays trustworthy at the table's occupancy.
+//!
+//! [`PrincipalTable`] keeps per-principal sliding-window state (request rate,
+//! error ratio, distinct destinations) in a bounded bucketed table with
+//! least-recently-seen eviction. Nothing here allocates after construction.
+
+use serde::{Deserialize, Serialize};
+
+/// Which categorical feature a key belongs to. Stored in the slot tag, so
+/// kinds never collide with each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Issuer = 1,
+    Principal = 2,
+    PrincipalNet = 3,
+    PrincipalUa = 4,
+    Domain = 5,
+    PrincipalDomain = 6,
+    Signature = 7,
+    QName = 8,
+    Route = 9,
+}
+
+pub const KINDS: usize = 10;
+
+/// What the table knew about a key before this touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// Decayed count before this event (0 = never seen, or forgotten).
+    pub count: u32,
+    /// Hours since the key was last seen; `u32::MAX` when novel.
+    pub age_h: u32,
+}
+
+impl Seen {
+    pub const NONE: Seen = Seen {
+        count: 0,
+        age_h: u32::MAX,
+    };
+    pub fn novel(self) -> bool {
+        self.count == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Slot {
+    tag: u32,
+    count: u16,
+    last: u16,
+}
+
+const WAYS: usize = 4;
+/// Bytes per slot, for memory accounting.
+pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+
+/// The bucketed fingerprint table; see the module docs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeenTable {
+    slots: Vec<Slot>,
+    half_life_h: u32,
+    /// Live keys per kind (inserted minus replaced), for "N seen before".
+    distinct: [u32; KINDS],
+    /// Slots that still had weight when replaced: budget hits.
+    pub(crate) evictions: u64,
+}
+
+impl SeenTable {
+    /// A table of about `slots` slots (rounded down to a multiple of 64, at
+    /// least 64) whose counts halve every `half_life_h` hours.
+    pub fn new(slots: usize, half_life_h: u32) -> Self {
+        let buckets = (slots / WAYS / 16).max(1) * 16;
+        SeenTable {
+            slots: vec![Slot::default(); buckets * WAYS],
+            half_life_h: half_life_h.max(1),
+            distinct: [0; KINDS],
+            evictions: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn resident_bytes(&self) -> usize {
+        self.slots.len() * SLOT_BYTES + std::mem::size_of::<Self>()
+    }
+
+    pub fn distinct(&self, kind: Kind) -> u32 {
+        self.distinct[kind as usize]
+    }
+
+    #[inline]
+    fn locate(&self, kind: Kind, h: u64) -> (usize, u32) {
+        // multiply-shift range reduction on the low 32 bits: bucket i of a
+        // table with n/2 buckets is the union of buckets 2i and 2i+1 of the
+        // table with n, which makes `halve` exact
+        let nb = (self.slots.len() / WAYS) as u64;
+        let b = (((h & 0xffff_ffff) * nb) >> 32) as usize;
+        let fp = ((h >> 40) as u32) & 0x00ff_ffff;
+        (b * WAYS, ((kind as u32) << 24) | fp)
+    }
+
+    #[inline]
+    fn eff(&self, s: &Slot, hour: u16) -> (u32, u32) {
+        // signed: a late event (earlier hour than the slot) has age 0
+        let age = (hour.wrapping_sub(s.last) as i16).max(0) as u32;
+        let halvings = (age / self.half_life_h).min(16);
+        (u32::from(s.count) >> halvings, age)
+    }
+
+    /// Look up without learning.
+    pub fn peek(&self, kind: Kind, h: u64, hour: u32) -> Seen {
+        let hour = hour as u16;
+        let (base, tag) = self.locate(kind, h);
+        for s in &self.slots[base..base + WAYS] {
+            if s.tag == tag {
+                let (count, age_h) = self.eff(s, hour);
+                return Seen {
+                    count,
+                    age_h: if count == 0 { u32::MAX } else { age_h },
+                };
+            }
+        }
+        Seen::NONE
+    }
+
+    /// Return what was known, then count this occurrence.
+    #[inline]
+    pub fn touch(&mut self, kind: Kind, h: u64, hour: u32) -> Seen {
+        let hour16 = hour as u16;
+        let (base, tag) = self.locate(kind, h);
+        let mut victim = base;
+        let mut victim_key = (u32::MAX, 0u32);
+        for i in base..base + WAYS {
+            let s = self.slots[i];
+            if s.tag == tag {
+                let (count, age) = self.eff(&s, hour16);
+                let slot = &mut self.slots[i];
+                slot.count = (count as u16).saturating_add(1).max(1);
+                if (hour16.wrapping_sub(slot.last) as i16) > 0 {
+                    slot.last = hour16;
+                }
+                return Seen {
+                    count,
+                    age_h: if count == 0 { u32::MAX } else { age },
+                };
+            }
+            let key = if s.tag == 0 {
+                (0, u32::MAX)
+            } else {
+                let (c, age) = self.eff(&s, hour16);
+                (c, age)
+            };
+            // weakest first, then oldest
+            if key.0 < victim_key.0 || (key.0 == victim_key.0 && key.1 > victim_key.1) {
+                victim = i;
+                victim_key = key;
+            }
+        }
+        let old = self.slots[victim];
+        if old.tag != 0 {
+            let k = (old.tag >> 24) as usize;
+            self.distinct[k] = self.distinct[k].saturating_sub(1);
+            if victim_key.0 > 0 {
+                self.evictions += 1;
+            }
+        }
+        self.distinct[kind as usize] += 1;
+        self.slots[victim] = Slot {
+            tag,
+            count: 1,
+            last: hour16,
+        };
+        Seen::NONE
+    }
+
+    /// Halve the table in place (fold buckets `2i` and `2i + 1` into `i`,
+    /// keeping the strongest slots). Used to stay within the memory budget;
+    /// every slot with weight that is dropped counts as an eviction. Returns
+    /// false (and does nothing) when the bucket count is odd.
+    pub fn halve(&mut self, hour: u32) -> bool {
+        let nb = self.slots.len() / WAYS;
+        if nb % 2 == 1 {
+            return false;
+        }
+        let half = nb / 2;
+        let hour16 = hour as u16;
+        for b in 0..half {
+            let mut all = [Slot::default(); 2 * WAYS];
+            all.copy_from_slice(&self.slots[2 * b * WAYS..(2 * b + 2) * WAYS]);
+            all.sort_by_key(|s| {
+                let (c, age) = if s.tag == 0 {
+                    (0, u32::MAX)
+                } else {
+                    self.eff(s, hour16)
+                };
+                (std::cmp::Reverse(c), age, s.tag == 0)
+            });
+            for s in &all[WAYS..] {
+                if s.tag != 0 {
+                    let k = (s.tag >> 24) as usize;
+                    self.distinct[k] = self.distinct[k].saturating_sub(1);
+                    if self.eff(s, hour16).0 > 0 {
+                        self.evictions += 1;
+                    }
+                }
+            }
+            self.slots[b * WAYS..(b + 1) * WAYS].copy_from_slice(&all[..WAYS]);
+        }
+        self.slots.truncate(half * WAYS);
+        self.slots.shrink_to_fit();
+        true
+    }
+}
+
+/// A count that decays continuously with event time (half-life in ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Decayed {
+    pub value: f64,
+    pub last_ms: i64,
+}
+
+impl Decayed {
+    /// The value decayed to `now_ms`.
+    #[inline]
+    pub fn at(&self, now_ms: i64, tau_ms: f64) -> f64 {
+        let dt = (now_ms - self.last_ms).max(0) as f64;
+        if dt == 0.0 {
+            self.value
+        } else {
+            self.value * (-dt / tau_ms).exp()
+        }
+    }
+    /// Decay to `now_ms`, add `x`, return the new value.
+    #[inline]
+    pub fn add(&mut self, now_ms: i64, tau_ms: f64, x: f64) -> f64 {
+        let v = self.at(now_ms, tau_ms) + x;
+        self.value = v;
+        self.last_ms = self.last_ms.max(now_ms);
+        v
+    }
+}
+
+/// The few most frequent labels of one tenant-level kind, for "typical"
+/// values in explanations (space-saving style, labels truncated to 24 bytes
+/// so they stay inline and never allocate).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TopLabels {
+    entries: Vec<(u64, u32, compact_str::CompactString)>,
+}
+
+pub const TOP_N: usize = 3;
+
+impl TopLabels {
+    /// Offer a key whose decayed count (after this event) is `count`; the
+    /// label is computed only if the key enters the list.
+    #[inline]
+    pub fn offer<'a>(
+        &mut self,
+        key: u64,
+        count: u32,
+        label: impl FnOnce() -> std::borrow::Cow<'a, str>,
+    ) {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.0 == key) {
+            e.1 = count;
+            return;
+        }
+        if self.entries.len() < TOP_N {
+            self.entries.push((key, count, truncate(&label())));
+            return;
+        }
+        let (imin, min) = self
+            .entries
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, e)| e.1)
+            .map(|(i, e)| (i, e.1))
+            .unwrap_or((0, 0));
+        if count > min {
+            self.entries[imin] = (key, count, truncate(&label()));
+        }
+    }
+
+    /// Labels, most frequent first.
+    pub fn labels(&self) -> Vec<&str> {
+        let mut v: Vec<_> = self.entries.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+        v.into_iter().map(|e| e.2.as_str()).collect()
+    }
+
+    pub fn resident_bytes(&self) -> usize {
+        TOP_N * std::mem::size_of::<(u64, u32, compact_str::CompactString)>()
+    }
+}
+
+fn truncate(s: &str) -> compact_str::CompactString {
+    let mut end = s.len().min(24);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    compact_str::CompactString::new(&s[..end])
+}
+
+/// Sliding-window state of one principal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PrincipalState {
+    pub key: u64,
+    pub last_ms: i64,
+    /// Events in the last minute (exponentially decayed, tau = 60 s).
+    pub rate: f32,
+    /// Error events in the last minute (same decay).
+    pub errors: f32,
+    /// Destinations not visited in the previous hour (tau = 1 h).
+    pub new_dests: f32,
+    /// Networks and user agents first seen for this principal.
+    pub nets: u16,
+    pub uas: u16,
+}
+
+/// Window lengths of [`PrincipalState`].
+pub const RATE_TAU_MS: f32 = 60_000.0;
+pub const DEST_TAU_MS: f32 = 3_600_000.0;
+
+/// A bounded table of [`PrincipalState`], 8 ways per bucket, evicting the
+/// least recently seen principal of a full bucket (counted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrincipalTable {
+    slots: Vec<PrincipalState>,
+    pub(crate) evictions: u64,
+}
+
+const PWAYS: usize = 8;
+pub const PRINCIPAL_BYTES: usize = std::mem::size_of::<PrincipalState>();
+
+impl PrincipalTable {
+    pub fn new(capacity: usize) -> Self {
+        let buckets = (capacity / PWAYS).max(1);
+        let buckets = 1usize << (usize::BITS - 1 - buckets.leading_zeros());
+        PrincipalTable {
+            slots: vec![PrincipalState::default(); buckets * PWAYS],
+            evictions: 0,
+        }
+    }
+
+    pub fn resident_bytes(&self) -> usize {
+        self.slots.len() * PRINCIPAL_BYTES + std::mem::size_of::<Self>()
+    }
+
+    /// The state of `key`, if tracked.
+    pub fn peek(&self, key: u64) -> Option<&PrincipalState> {
+        let nb = self.slots.len() / PWAYS;
+        let base = ((key >> 17) as usize & (nb - 1)) * PWAYS;
+        self.slots[base..base + PWAYS].iter().find(|s| s.key == key)
+    }
+
+    /// The state of `key` (key must be non-zero), created if absent, with its
+    /// windows decayed to `now_ms`. Returns whether it was created.
+    #[inline]
+    pub fn get(&mut self, key: u64, now_ms: i64) -> (&mut PrincipalState, bool) {
+        let nb = self.slots.len() / PWAYS;
+        let base = ((key >> 17) as usize & (nb - 1)) * PWAYS;
+        let mut hit = None;
+        let mut victim = base;
+        for i in base..base + PWAYS {
+            let s = &self.slots[i];
+            if s.key == key {
+                hit = Some(i);
+                break;
+            }
+            if s.key == 0 {
+                if self.slots[victim].key != 0 {
+                    victim = i;
+                }
+            } else if self.slots[victim].key != 0 && s.last_ms < self.slots[victim].last_ms {
+                victim = i;
+            }
+        }
+        let (i, created) = match hit {
+            Some(i) => (i, false),
+            None => {
+                if self.slots[victim].key != 0 {
+                    self.evictions += 1;
+                }
+                self.slots[victim] = PrincipalState {
+                    key,
+                    last_ms: now_ms,
+                    ..Default::default()
+                };
+                (victim, true)
+            }
+        };
+        let s = &mut self.slots[i];
+        let dt = (now_ms - s.last_ms).max(0) as f32;
+        if dt > 0.0 {
+            let fr = (-dt / RATE_TAU_MS).exp();
+            s.rate *= fr;
+            s.errors *= fr;
+            s.new_dests *= (-dt / DEST_TAU_MS).exp();
+            s.last_ms = now_ms;
+        }
+        (s, created)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::hash_u64;
+
+    #[test]
+    fn novelty_then_counts() {
+        let mut t = SeenTable::new(64, 24);
+        assert!(t.touch(Kind::Issuer, 42, 0).novel());
+        assert_eq!(t.touch(Kind::Issuer, 42, 0).count, 1);
+        assert_eq!(t.touch(Kind::Issuer, 42, 1), Seen { count: 2, age_h: 1 });
+        // kinds are separate namespaces
+        assert!(t.peek(Kind::Domain, 42, 1).novel());
+        assert_eq!(t.distinct(Kind::Issuer), 1);
+    }
+
+    #[test]
+    fn counts_halve_per_half_life() {
+        let mut t = SeenTable::new(64, 10);
+        for _ in 0..8 {
+            t.touch(Kind::Domain, 7, 0);
+        }
+        assert_eq!(t.peek(Kind::Domain, 7, 9).count, 8);
+        assert_eq!(t.peek(Kind::Domain, 7, 10).count, 4);
+        assert_eq!(t.peek(Kind::Domain, 7, 25).count, 2);
+        assert!(t.peek(Kind::Domain, 7, 200).novel());
+    }
+
+    #[test]
+    fn full_table_evicts_weakest_and_counts_it() {
+        let mut t = SeenTable::new(64, 1000); // keys below share bucket 0
+        for _ in 0..5 {
+            t.touch(Kind::Domain, 1 << 40, 0);
+        }
+        for k in 2..=5u64 {
+            t.touch(Kind::Domain, k << 40, 0);
+        }
+        assert_eq!(t.evictions, 1, "the fifth key displaced a weak one");
+        assert_eq!(
+            t.peek(Kind::Domain, 1 << 40, 0).count,
+            5,
+            "the strong key stays"
+        );
+        assert_eq!(t.distinct(Kind::Domain), 4);
+    }
+
+    #[test]
+    fn halving_keeps_strong_keys() {
+        let mut t = SeenTable::new(1024, 1000);
+        assert_eq!(t.capacity(), 1024);
+        let keys: Vec<u64> = (0..200).map(|i| hash_u64(9, i)).collect();
+        for (i, k) in keys.iter().enumerate() {
+            for _ in 0..(1 + i % 3) {
+                t.touch(Kind::Domain, *k, 0);
+            }
+        }
+        t.halve(0);
+        assert_eq!(t.capacity(), 512);
+        let kept = keys
+            .iter()
+            .filter(|k| !t.peek(Kind::Domain, **k, 0).novel())
+            .count();
+        assert!(kept >= 190, "{kept}");
+        assert_eq!(t.distinct(Kind::Domain) as usize, kept);
+    }
+
+    #[test]
+    fn principal_windows_decay() {
+        let mut p = PrincipalTable::new(16);
+        let (s, created) = p.get(5, 0);
+        assert!(created);
+        s.rate += 10.0;
+        let (s, created) = p.get(5, 60_000);
+        assert!(!created);
+        assert!((s.rate - 10.0 * (-1.0f32).exp()).abs() < 1e-3);
+    }
+
+    #[test]
+    fn principal_table_is_bounded() {
+        let mut p = PrincipalTable::new(8);
+        for k in 1..=20u64 {
+            p.get(hash_u64(1, k) | 1, k as i64);
+        }
+        assert_eq!(p.evictions, 12);
+        assert_eq!(p.slots.len(), 8);
+    }
+
+    #[test]
+    fn top_labels_keep_the_frequent() {
+        let mut t = TopLabels::default();
+        t.offer(1, 10, || "a".into());
+        t.offer(2, 5, || "b".into());
+        t.offer(3, 1, || "c".into());
+        t.offer(4, 2, || "a-very-long-label-that-will-be-truncated".into());
+        t.offer(5, 1, || {
+            panic!("not computed for a key that does not enter")
+        });
+        assert_eq!(t.labels(), vec!["a", "b", "a-very-long-label-that-w"]);
+    }
+}
