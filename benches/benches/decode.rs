@@ -1,4 +1,7 @@
 //! Decode throughput per format on one core: records/s and bytes/s.
+//! `apigw` is a rich REST line (≈ 560 B: Cognito claims, latency, user agent,
+//! epoch and CLF times); `apigw_default_template` is the console's default
+//! template (≈ 250 B); the `_auto` variants add format detection.
 //! Run: `cargo bench -p tollgate-benches --bench decode`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -64,6 +67,18 @@ fn decode(c: &mut Criterion) {
         "apigw",
         &fx::apigw_lines(N),
         decoder(Format::Apigw, ptr("/authorizer/claims/custom:tenant_id")),
+        1,
+    );
+    bench_lines(
+        c,
+        "apigw_default_template",
+        &fx::apigw_default_lines(N),
+        decoder(
+            Format::Apigw,
+            TenantRule::Static {
+                tenant: "acme".parse().expect("valid"),
+            },
+        ),
         1,
     );
     bench_lines(

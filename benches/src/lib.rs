@@ -23,6 +23,25 @@ pub fn apigw_lines(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `n` API Gateway REST lines in the console's default JSON template
+/// (`requestId, ip, caller, user, requestTime, httpMethod, resourcePath,
+/// status, protocol, responseLength`; ≈ 250 bytes each).
+pub fn apigw_default_lines(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"requestId":"c6af9ac6-7b61-11e6-9a41-{i:012x}","ip":"198.51.{}.{}","caller":"-","user":"-","requestTime":"10/Jun/2023:15:{:02}:{:02} +0000","httpMethod":"GET","resourcePath":"/pets/{{id}}","status":"200","protocol":"HTTP/1.1","responseLength":"{}"}}"#,
+                i % 250,
+                i % 200,
+                (i / 60) % 60,
+                i % 60,
+                100 + i % 5000,
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
 /// `n` Zscaler ZIA web records, SIEM-wrapped, Splunk-style keys (≈ 1 KB each).
 pub fn zscaler_web_lines(n: usize) -> Vec<Vec<u8>> {
     (0..n)
