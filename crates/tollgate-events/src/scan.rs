@@ -440,12 +440,53 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// The index of the first `"`, `\\` or control character (< 0x20), eight
-/// bytes at a time (SWAR): strings in access logs are short, where this beats
-/// SIMD searches that pay a setup cost per call. Only the lowest flagged byte
-/// is trusted, which the borrow-propagation tricks below guarantee is exact.
+/// The index of the first `"`, `\\` or control character (< 0x20).
+///
+/// On x86_64 sixteen bytes at a time with SSE2 (part of the x86_64 baseline,
+/// so always available); the tail, and other targets, eight bytes at a time
+/// with SWAR. Strings in access logs are short, where both beat a general
+/// SIMD search that pays a setup cost per call.
 #[inline]
 fn find_special(b: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
+            _mm_or_si128, _mm_set1_epi8,
+        };
+        let mut i = 0;
+        while i + 16 <= b.len() {
+            // SAFETY: SSE2 is in the x86_64 baseline; the load reads
+            // b[i..i + 16], in bounds by the loop condition, and `loadu`
+            // has no alignment requirement.
+            let mask = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(i).cast::<__m128i>());
+                let ctl = _mm_set1_epi8(0x1f);
+                let hit = _mm_or_si128(
+                    _mm_or_si128(
+                        _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+                        _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+                    ),
+                    // c <= 0x1f (unsigned) exactly when max(c, 0x1f) == 0x1f.
+                    _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl),
+                );
+                _mm_movemask_epi8(hit) as u32
+            };
+            if mask != 0 {
+                return Some(i + mask.trailing_zeros() as usize);
+            }
+            i += 16;
+        }
+        find_special_swar(&b[i..]).map(|p| i + p)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    find_special_swar(b)
+}
+
+/// Eight bytes at a time. Only the lowest flagged byte is trusted, which the
+/// borrow-propagation tricks below guarantee is exact.
+#[inline]
+fn find_special_swar(b: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;
@@ -484,6 +525,10 @@ mod tests {
                 d[start + 13] = c;
                 let want = d.iter().position(|&x| x == b'"' || x == b'\\' || x < 0x20);
                 assert_eq!(super::find_special(&d[start..]), want.map(|w| w - start));
+                assert_eq!(
+                    super::find_special_swar(&d[start..]),
+                    want.map(|w| w - start)
+                );
             }
         }
         data.clear();
