@@ -57,6 +57,8 @@ pub struct Decoder {
     mapped: Vec<(String, Slot)>,
     subject_key: [u8; 32],
     pub quirks: Quirks,
+    /// The flattening buffer, reused from record to record.
+    pairs: scan::Pairs,
 }
 
 /// Where a record sits inside its container.
@@ -197,6 +199,7 @@ impl Decoder {
                 mapped,
                 subject_key: cfg.subject_key.0,
                 quirks: Quirks::default(),
+                pairs: scan::Pairs::default(),
             }),
             _ => Err(ConfigError(errs)),
         }
@@ -441,7 +444,7 @@ impl Decoder {
         top: bool,
         out: &mut Vec<Decoded>,
     ) {
-        let flat = match scan::flatten(b, self.limits.max_depth) {
+        let flat = match scan::flatten_into(b, self.limits.max_depth, self.pairs.take()) {
             Ok(f) => f,
             Err(e) => {
                 out.push(match e {
@@ -469,7 +472,7 @@ impl Decoder {
             }
         };
         if top && flat.log_events && flat.get("messageType").is_some() {
-            drop(flat);
+            self.pairs.put(flat.pairs);
             return self.decode_envelope(b, meta, out);
         }
         if top && self.format == Format::Cloudwatch {
@@ -490,6 +493,7 @@ impl Decoder {
                 out.push(Decoded::Rejected(r));
             }
         }
+        self.pairs.put(flat.pairs);
     }
 
     fn rejected(&self, env: &Env<'_>, reason: RejectReason, detail: impl Into<String>) -> Decoded {
@@ -552,11 +556,6 @@ impl Decoder {
         // Pick the best-ranked present value for each slot.
         let mut slots: [Option<(u8, u32)>; SLOTS] = [None; SLOTS];
         for (i, (k, v)) in flat.pairs.iter().enumerate() {
-            match v {
-                Scalar::Null => continue,
-                Scalar::Str(s) if is_sentinel(s) => continue,
-                _ => {}
-            }
             let hit = if self.mapped.is_empty() {
                 fmt.slot(k)
             } else {
@@ -566,6 +565,12 @@ impl Decoder {
                 }
             };
             if let Some((slot, rank)) = hit {
+                // Absent values leave the slot to a lower-ranked alias.
+                match v {
+                    Scalar::Null => continue,
+                    Scalar::Str(s) if is_sentinel(s) => continue,
+                    _ => {}
+                }
                 let e = &mut slots[slot as usize];
                 if e.is_none_or(|(r, _)| rank < r) {
                     *e = Some((rank, i as u32));
@@ -778,9 +783,8 @@ fn text(v: &Scalar<'_>, pct: bool) -> Option<Text> {
             let s = s.trim_ascii();
             if is_sentinel(s) {
                 None
-            } else if pct && s.contains('%') {
-                let d = percent_encoding::percent_decode_str(s).decode_utf8_lossy();
-                Some(Text::from(&*d))
+            } else if pct && memchr::memchr(b'%', s.as_bytes()).is_some() {
+                Some(percent_decode(s))
             } else {
                 Some(Text::from(s))
             }
@@ -791,6 +795,38 @@ fn text(v: &Scalar<'_>, pct: bool) -> Option<Text> {
         Scalar::Bool(b) => Some(Text::from(if *b { "true" } else { "false" })),
         Scalar::Null => None,
     }
+}
+
+/// Decodes feed percent-escapes (`jdoe%40example.com`). Escapes that decode
+/// to ASCII — nearly all of them in practice — are decoded in place; anything
+/// else goes through `percent-encoding` with lossy UTF-8.
+fn percent_decode(s: &str) -> Text {
+    fn hex(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Text::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                let v = h << 4 | l;
+                if !v.is_ascii() {
+                    let d = percent_encoding::percent_decode_str(s).decode_utf8_lossy();
+                    return Text::from(&*d);
+                }
+                out.push(v as char);
+                i += 3;
+                continue;
+            }
+        }
+        // Not an escape: copy the run up to the next '%' unchanged.
+        let end = memchr::memchr(b'%', &b[i + 1..]).map_or(b.len(), |p| i + 1 + p);
+        out.push_str(&s[i..end]);
+        i = end;
+    }
+    out
 }
 
 fn uint(v: &Scalar<'_>) -> Option<u64> {
@@ -859,17 +895,33 @@ fn b64(s: &str) -> Option<Cow<'static, str>> {
 /// often logs `www.example.com/path`) into host and path; the query and
 /// fragment are dropped (they can carry secrets).
 fn split_url(u: &str) -> (Option<&str>, &str) {
+    // Byte searches: every delimiter is ASCII, so every split is a boundary.
     let u = u.trim_ascii();
-    let rest = u.split_once("://").map_or(u, |(_, r)| r);
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let b = u.as_bytes();
+    let rest = match memchr::memmem::find(b, b"://") {
+        Some(i) => &u[i + 3..],
+        None => u,
+    };
+    let rb = rest.as_bytes();
+    let end = rb
+        .iter()
+        .position(|&c| matches!(c, b'/' | b'?' | b'#'))
+        .unwrap_or(rb.len());
     let authority = &rest[..end];
     let after = &rest[end..];
-    let path = &after[..after.find(['?', '#']).unwrap_or(after.len())];
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let path_end = memchr::memchr2(b'?', b'#', after.as_bytes()).unwrap_or(after.len());
+    let path = &after[..path_end];
+    let hostport = match memchr::memrchr(b'@', authority.as_bytes()) {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    };
     let host = if let Some(v6) = hostport.strip_prefix('[') {
         v6.split_once(']').map(|(h, _)| h)
     } else {
-        Some(hostport.split(':').next().unwrap_or(hostport))
+        Some(match memchr::memchr(b':', hostport.as_bytes()) {
+            Some(i) => &hostport[..i],
+            None => hostport,
+        })
     };
     (host.filter(|h| !h.is_empty()), path)
 }
@@ -877,6 +929,27 @@ fn split_url(u: &str) -> (Option<&str>, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_escapes_decode_like_the_reference() {
+        for s in [
+            "jdoe%40example.com",
+            "TestLoc%20DB",
+            "%22q%22 %2C %5C",
+            "100%",
+            "50%2",
+            "%zz",
+            "caf%C3%A9",
+            "%FF%FE",
+            "a%20%",
+            "%",
+            "plain",
+            "ü%40x",
+        ] {
+            let want = percent_encoding::percent_decode_str(s).decode_utf8_lossy();
+            assert_eq!(percent_decode(s), *want, "{s}");
+        }
+    }
 
     #[test]
     fn urls_split_without_query() {

@@ -73,6 +73,30 @@ impl<'a> Flat<'a> {
     }
 }
 
+/// A pair vector's allocation, kept between records. Emptying it and
+/// collecting it in place moves it to another lifetime without copying or
+/// allocating (std reuses the buffer when the layouts match) and without
+/// `unsafe`.
+#[derive(Debug, Default, Clone)]
+pub struct Pairs(Vec<(Cow<'static, str>, Scalar<'static>)>);
+
+impl Pairs {
+    /// Takes the buffer for a record's lifetime.
+    pub fn take<'a>(&mut self) -> Vec<(Cow<'a, str>, Scalar<'a>)> {
+        recycle(std::mem::take(&mut self.0))
+    }
+
+    /// Gives a record's buffer back.
+    pub fn put(&mut self, v: Vec<(Cow<'_, str>, Scalar<'_>)>) {
+        self.0 = recycle(v);
+    }
+}
+
+fn recycle<'x, 'y>(mut v: Vec<(Cow<'x, str>, Scalar<'x>)>) -> Vec<(Cow<'y, str>, Scalar<'y>)> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
 /// Why a record could not be flattened.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ScanError {
@@ -83,7 +107,18 @@ pub enum ScanError {
 
 /// Flattens one JSON object. `bytes` must hold exactly one JSON value
 /// (surrounding whitespace allowed).
+#[cfg(test)]
 pub fn flatten(bytes: &[u8], max_depth: usize) -> Result<Flat<'_>, ScanError> {
+    flatten_into(bytes, max_depth, Vec::with_capacity(48))
+}
+
+/// [`flatten`] into a caller-supplied (empty) vector, so that its allocation
+/// can be reused from record to record (see [`Pairs::recycle`]).
+pub fn flatten_into<'a>(
+    bytes: &'a [u8],
+    max_depth: usize,
+    pairs: Vec<(Cow<'a, str>, Scalar<'a>)>,
+) -> Result<Flat<'a>, ScanError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ScanError::NotJson)?;
     let mut p = Parser {
         s: text,
@@ -91,7 +126,7 @@ pub fn flatten(bytes: &[u8], max_depth: usize) -> Result<Flat<'_>, ScanError> {
         i: 0,
         max_depth,
         flat: Flat {
-            pairs: Vec::with_capacity(48),
+            pairs,
             sourcetype: None,
             log_events: false,
         },
@@ -304,11 +339,17 @@ impl<'a> Parser<'a> {
     /// A string after its opening quote; borrowed unless it has escapes.
     fn string(&mut self) -> R<Cow<'a, str>> {
         let start = self.i;
-        let end = find_special(&self.b[start..]).ok_or(BAD)?;
-        match self.b[start + end] {
+        let rest = self.b.get(start..).ok_or(BAD)?;
+        let end = find_special(rest).ok_or(BAD)?;
+        match rest[end] {
             b'"' => {
                 self.i = start + end + 1;
-                return Ok(Cow::Borrowed(&self.s[start..start + end]));
+                // SAFETY: `s` is valid UTF-8 (checked once in `flatten`);
+                // `start` follows an ASCII `"` and `start + end` is an ASCII
+                // `"`, so both are character boundaries, and both are within
+                // `s` (`find_special` returned an index into `rest`).
+                let text = unsafe { self.s.get_unchecked(start..start + end) };
+                return Ok(Cow::Borrowed(text));
             }
             b'\\' => {}
             _ => return Err(BAD), // a control character

@@ -210,6 +210,17 @@ pub fn parse_zscaler(s: &str, tz: &Tz) -> Option<DateTime<Utc>> {
         let off = offset(rest)?;
         return in_range(off.from_local_datetime(&nt).single()?.with_timezone(&Utc));
     }
+    // The common shape, `Mon Oct 16 22:55:48 2023`, read at fixed offsets.
+    if b.len() == 24 && b[3] == b' ' && b[7] == b' ' && b[10] == b' ' && b[19] == b' ' {
+        if let (Some(mo), Some(d), Some(t), Some(y)) = (
+            month(&b[4..7]),
+            num(&b[8..10]),
+            hms(&b[11..19]),
+            num(&b[20..24]),
+        ) {
+            return local(tz, &naive(y, mo, d, t)?);
+        }
+    }
     let mut toks = s.split_ascii_whitespace();
     let mut first = toks.next()?.as_bytes();
     if first.len() == 3 && month(first).is_none() {
