@@ -92,6 +92,8 @@ impl Pairs {
     }
 }
 
+// `filter_map` is what changes the element type; its closure never runs.
+#[allow(clippy::unnecessary_filter_map)]
 fn recycle<'x, 'y>(mut v: Vec<(Cow<'x, str>, Scalar<'x>)>) -> Vec<(Cow<'y, str>, Scalar<'y>)> {
     v.clear();
     v.into_iter().filter_map(|_| None).collect()
@@ -580,6 +582,19 @@ mod tests {
 
     fn keys(f: &Flat) -> Vec<String> {
         f.pairs.iter().map(|(k, _)| k.to_string()).collect()
+    }
+
+    #[test]
+    fn the_pair_buffer_is_reused() {
+        let mut pairs = Pairs::default();
+        let rec = br#"{"a":"x","b":1}"#.to_vec();
+        let mut v = pairs.take();
+        v.reserve(64);
+        let cap = v.capacity();
+        let flat = flatten_into(&rec, 8, v).unwrap();
+        assert_eq!(flat.pairs.len(), 2);
+        pairs.put(flat.pairs);
+        assert_eq!(pairs.take().capacity(), cap);
     }
 
     #[test]
