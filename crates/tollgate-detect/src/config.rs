@@ -199,7 +199,7 @@ pub struct DetectConfig {
 impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
-            warmup_events: 5_000,
+            warmup_events: 1_000,
             warmup: Dur::secs(24 * 3600),
             grade_threshold: 0.99,
             floors: Floors::default(),

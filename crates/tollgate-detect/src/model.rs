@@ -28,7 +28,9 @@ use crate::features::{
 };
 use crate::hash::{hash_bytes, mix2};
 use crate::numeric::{to_unit, NumericModel, D, FEATURE_NAMES};
-use crate::sketch::{Decayed, Kind, PrincipalTable, SeenTable, TopLabels, KINDS, SLOT_BYTES};
+use crate::sketch::{
+    Decayed, Kind, PairFilter, PrincipalTable, SeenTable, TopLabels, KINDS, SLOT_BYTES,
+};
 use crate::volume::{IntervalVerdict, IntervalVolume, SERIES};
 
 const SHORT_TAU_MS: f64 = 60_000.0;
@@ -112,6 +114,8 @@ pub struct TenantModel {
     first_ms: i64,
     last_ms: i64,
     seen: SeenTable,
+    /// (principal, network) and (principal, user agent) pairs seen.
+    pairs: PairFilter,
     /// Decayed event totals per categorical kind (surprisal denominators).
     totals: [Decayed; KINDS],
     top_issuers: TopLabels,
@@ -212,6 +216,7 @@ impl TenantModel {
             first_ms: i64::MIN,
             last_ms: i64::MIN,
             seen: SeenTable::new(4, 1),
+            pairs: PairFilter::new(budget / 16),
             totals: [Decayed::default(); KINDS],
             top_issuers: TopLabels::default(),
             top_domains: TopLabels::default(),
@@ -268,6 +273,7 @@ impl TenantModel {
     /// Every time a bounded structure dropped live state to stay in budget.
     pub fn budget_hits(&self) -> u64 {
         self.seen.evictions
+            + self.pairs.evictions
             + self.principals.evictions
             + self.counters.table_halvings
             + self.counters.track_evictions
@@ -281,6 +287,7 @@ impl TenantModel {
     pub fn resident_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.seen.resident_bytes()
+            + self.pairs.resident_bytes()
             + self.top_issuers.resident_bytes()
             + self.top_domains.resident_bytes()
             + self.principals.resident_bytes()
@@ -382,21 +389,23 @@ impl TenantModel {
         let established = p_count >= c.principal_min_events;
         let mut new_net = false;
         let mut new_ua = false;
+        // both new for an established principal: the surprisal of a first
+        // sighting after `p_count` events
+        let first = bits(f64::from(p_count) + 2.0, 1.0);
         if f.principal != 0 && f.client_net != 0 {
-            let s = self
-                .seen
-                .touch(Kind::PrincipalNet, mix2(f.principal, f.client_net), hour);
-            new_net = s.novel();
-            facts.net_count = s.count;
-            facts.s_net = bits(f64::from(p_count) + 2.0, f64::from(s.count) + 1.0);
+            new_net = !self.pairs.touch(mix2(
+                mix2(f.principal, f.client_net),
+                Kind::PrincipalNet as u64,
+            ));
+            facts.net_count = u32::from(!new_net);
+            facts.s_net = if new_net { first } else { 0.0 };
         }
         if f.principal != 0 && f.ua != 0 {
-            let s = self
-                .seen
-                .touch(Kind::PrincipalUa, mix2(f.principal, f.ua), hour);
-            new_ua = s.novel();
-            facts.ua_count = s.count;
-            facts.s_ua = bits(f64::from(p_count) + 2.0, f64::from(s.count) + 1.0);
+            new_ua = !self
+                .pairs
+                .touch(mix2(mix2(f.principal, f.ua), Kind::PrincipalUa as u64));
+            facts.ua_count = u32::from(!new_ua);
+            facts.s_ua = if new_ua { first } else { 0.0 };
         }
         if established && f.client_net != 0 && f.ua != 0 {
             raw[Detector::Access.index()] = facts.s_net.min(facts.s_ua);
@@ -504,9 +513,11 @@ impl TenantModel {
         }
 
         // --- tunnel
-        if f.qname != 0 {
+        // only candidate names are remembered: every benign lookup in the
+        // table would push out the keys the other detectors need
+        if f.qname != 0 && f.sub_len >= 12 && f.sub_entropy >= 3.0 {
             let q = self.seen.touch(Kind::QName, f.qname, hour);
-            if q.novel() && f.sub_len >= 12 && f.sub_entropy >= 3.0 {
+            if q.novel() {
                 let t = self.tunnel_track(f.domain, now);
                 t.entropy = 0.8 * t.entropy + 0.2 * f.sub_entropy;
                 let n = t.hi.add(now, TUNNEL_TAU_MS, 1.0);
@@ -518,6 +529,23 @@ impl TenantModel {
 
         // --- off-hours admin: the hour's share of all traffic and of admin
         // traffic (geometric mean), relative to a uniform week
+        // A principal's admin history: a principal with many events of its
+        // own and no administrative one (an ordinary user) turning to
+        // administrative routes adds up to 3 bits, full weight from 128
+        // events (an admin at a few percent admin use has almost surely
+        // shown it by then).
+        let mut admin_bonus = 0.0;
+        if f.admin && f.principal != 0 {
+            // in the pair filter (most recently used first), where an admin's
+            // regular use keeps it; the `SeenTable` of a large tenant forgot
+            // admins between their admin sessions
+            let before = self
+                .pairs
+                .touch(mix2(f.principal, Kind::PrincipalAdmin as u64));
+            if established && !before {
+                admin_bonus = 3.0 * (f64::from(p_count) / 128.0).min(1.0);
+            }
+        }
         if f.admin && self.hours_total >= 100 {
             let share = Self::hour_share(
                 &self.hours,
@@ -539,7 +567,14 @@ impl TenantModel {
             };
             facts.hour_share = share;
             let rel = (share * 168.0 * rel_admin).sqrt();
-            raw[Detector::OffHours.index()] = (-(rel + 1e-4).log2()).clamp(0.0, 16.0);
+            let hour_bits = (-(rel + 1e-4).log2()).clamp(0.0, 16.0);
+            // the bonus only adds to an hour that is already quiet: a
+            // first-time admin at a busy hour is not off-hours activity
+            raw[Detector::OffHours.index()] = if hour_bits >= 1.0 {
+                hour_bits + admin_bonus
+            } else {
+                hour_bits
+            };
         }
         let h = usize::from(f.hour_of_week) % 168;
         Self::count_hour(&mut self.hours, &mut self.hours_total, h);
@@ -791,7 +826,7 @@ impl TenantModel {
             let entity = format!("{series} ({source})");
             let shown = |x: f64| {
                 if v.series == 2 {
-                    human_bytes(x.exp_m1().max(0.0))
+                    human_bytes(x.exp_m1().max(0.0) * crate::volume::BYTES_UNIT)
                 } else {
                     format!("{x:.0}")
                 }
@@ -995,8 +1030,13 @@ impl TenantModel {
                     value: net.clone(),
                     typical: format!("{nets} network(s) seen for {principal}"),
                     reason: format!(
-                        "seen {} times for this principal ({:.1} bits of surprise)",
-                        x.net_count, x.s_net
+                        "{} for this principal ({:.1} bits of surprise)",
+                        if x.net_count == 0 {
+                            "first use"
+                        } else {
+                            "used before"
+                        },
+                        x.s_net
                     ),
                 });
                 ex.push(Contribution {
@@ -1004,8 +1044,13 @@ impl TenantModel {
                     value: ua.clone(),
                     typical: format!("{uas} user agent famil(ies) seen for {principal}"),
                     reason: format!(
-                        "seen {} times for this principal ({:.1} bits of surprise)",
-                        x.ua_count, x.s_ua
+                        "{} for this principal ({:.1} bits of surprise)",
+                        if x.ua_count == 0 {
+                            "first use"
+                        } else {
+                            "used before"
+                        },
+                        x.s_ua
                     ),
                 });
                 (principal.to_string(), format!("{principal} used network {net} and user agent {ua}, both new for this principal after {} of its events", x.p_count))

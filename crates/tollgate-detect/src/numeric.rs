@@ -253,7 +253,11 @@ pub struct NumericModel {
     /// Imputation values for missing features (the card's prior means).
     impute: [f32; D],
     prior_std: [f64; D],
-    reservoir: Vec<[f32; D]>,
+    /// Reservoir vectors in fixed point ([`pack`]): a quarter of the
+    /// memory of `f32` at a resolution (1/1024 in log space) far below the
+    /// features' noise, which leaves room in the tenant budget for the
+    /// categorical tables.
+    reservoir: Vec<[i16; D]>,
     /// The reservoir's bound (from the card), for memory accounting that
     /// does not depend on allocation history.
     cap: u32,
@@ -318,7 +322,7 @@ impl NumericModel {
         // from the bound, not `capacity()`: a decoded snapshot allocates
         // differently, and this estimate steers budget decisions that must
         // not depend on eviction history
-        std::mem::size_of::<Self>() + self.cap as usize * std::mem::size_of::<[f32; D]>()
+        std::mem::size_of::<Self>() + self.cap as usize * std::mem::size_of::<[i16; D]>()
     }
 
     /// Replace missing (NaN) features by the prior mean.
@@ -352,13 +356,13 @@ impl NumericModel {
             self.reservoir.reserve_exact(cap - self.reservoir.len());
         }
         if self.reservoir.len() < cap {
-            self.reservoir.push(*x);
+            self.reservoir.push(pack(x));
         } else {
             let r = splitmix(&mut self.rng);
             // replace with probability cap / recency_window
             if (r >> 11) % card.recency_window.max(1) < cap as u64 {
                 let slot = (r as usize) % self.reservoir.len();
-                self.reservoir[slot] = *x;
+                self.reservoir[slot] = pack(x);
             }
         }
         if self.seen >= self.next_fit {
@@ -369,10 +373,12 @@ impl NumericModel {
     }
 
     fn fit(&mut self, card: &NumericCard, seed: u64) -> FitOutcome {
+        // unpacked once per fit (every `refit_every` events), never per event
         let n = self.reservoir.len();
+        let res: Vec<[f32; D]> = self.reservoir.iter().map(unpack).collect();
         let mut center = [0.0; D];
         let mut scale = [0.0; D];
-        for v in &self.reservoir {
+        for v in &res {
             for i in 0..D {
                 center[i] += f64::from(v[i]);
             }
@@ -380,7 +386,7 @@ impl NumericModel {
         for c in center.iter_mut() {
             *c /= n as f64;
         }
-        for v in &self.reservoir {
+        for v in &res {
             for i in 0..D {
                 let d = f64::from(v[i]) - center[i];
                 scale[i] += d * d;
@@ -390,7 +396,7 @@ impl NumericModel {
             scale[i] = (scale[i] / n as f64).sqrt().max(0.5 * self.prior_std[i]);
         }
         let mut rec = Array2::<f64>::zeros((n, D));
-        for (r, v) in self.reservoir.iter().enumerate() {
+        for (r, v) in res.iter().enumerate() {
             for i in 0..D {
                 rec[[r, i]] = (f64::from(v[i]) - center[i]) / scale[i];
             }
@@ -416,7 +422,7 @@ impl NumericModel {
                 (Gmm::diagonal(center, scale), FitOutcome::Fallback)
             }
         };
-        let mut scores: Vec<f64> = self.reservoir.iter().map(|v| gmm.nll(v).0).collect();
+        let mut scores: Vec<f64> = res.iter().map(|v| gmm.nll(v).0).collect();
         scores.sort_by(f64::total_cmp);
         gmm.baseline = scores[(scores.len() * 9 / 10).min(scores.len() - 1)];
         self.gmm = gmm;
@@ -429,6 +435,27 @@ impl NumericModel {
         let s = &self.stats[i];
         (f64::from(v) - s.mean) / s.std().max(0.5 * self.prior_std[i])
     }
+}
+
+/// Fixed-point scale of the packed reservoir: 1/1024, range about ±32, which
+/// covers `ln(1 + x)` of any byte count, latency or rate.
+const PACK: f32 = 1024.0;
+
+fn pack(x: &[f32; D]) -> [i16; D] {
+    let mut out = [0i16; D];
+    for i in 0..D {
+        // `as` saturates and maps NaN to 0
+        out[i] = (x[i] * PACK).round() as i16;
+    }
+    out
+}
+
+fn unpack(x: &[i16; D]) -> [f32; D] {
+    let mut out = [0f32; D];
+    for i in 0..D {
+        out[i] = f32::from(x[i]) / PACK;
+    }
+    out
 }
 
 #[cfg(test)]

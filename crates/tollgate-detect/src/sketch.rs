@@ -31,9 +31,11 @@ pub enum Kind {
     Signature = 7,
     QName = 8,
     Route = 9,
+    /// A principal's administrative events (off-hours: "first admin use").
+    PrincipalAdmin = 10,
 }
 
-pub const KINDS: usize = 10;
+pub const KINDS: usize = 11;
 
 /// What the table knew about a key before this touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +224,62 @@ impl SeenTable {
         self.slots.truncate(half * WAYS);
         self.slots.shrink_to_fit();
         true
+    }
+}
+
+/// Membership of (principal, attribute) pairs — the networks and user
+/// agents each principal has used — as 16-bit fingerprints in 8-way
+/// buckets, most recently used first. Two bytes a pair instead of the
+/// `SeenTable`'s eight, because "has this principal used this network
+/// before" needs no count, and a tenant has a few pairs per user: with the
+/// pairs in the `SeenTable`, a tenant of a thousand users overflowed it and
+/// evicted pairs came back as "new network and new user agent" (hundreds of
+/// false access alerts per 100k events). Least-recently-used replacement
+/// keeps the pairs of active principals; a pair forgotten this way can only
+/// cost a false alert if its principal stayed established, which needs it
+/// to be active, which keeps its pairs at the front.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairFilter {
+    slots: Vec<u16>,
+    /// Pairs dropped from a full bucket: budget hits.
+    pub(crate) evictions: u64,
+}
+
+const PAIR_WAYS: usize = 8;
+
+impl PairFilter {
+    /// About `slots` slots (rounded down to a multiple of 8, at least 8).
+    pub fn new(slots: usize) -> Self {
+        PairFilter {
+            slots: vec![0; (slots / PAIR_WAYS).max(1) * PAIR_WAYS],
+            evictions: 0,
+        }
+    }
+
+    pub fn resident_bytes(&self) -> usize {
+        self.slots.len() * 2 + std::mem::size_of::<Self>()
+    }
+
+    /// Whether the pair was present; either way it is now the bucket's most
+    /// recent entry.
+    #[inline]
+    pub fn touch(&mut self, h: u64) -> bool {
+        let nb = (self.slots.len() / PAIR_WAYS) as u64;
+        let b = (((h & 0xffff_ffff) * nb) >> 32) as usize * PAIR_WAYS;
+        let fp = ((h >> 48) as u16).max(1);
+        let bucket = &mut self.slots[b..b + PAIR_WAYS];
+        let (found, end) = match bucket.iter().position(|&s| s == fp) {
+            Some(i) => (true, i),
+            None => {
+                if bucket[PAIR_WAYS - 1] != 0 {
+                    self.evictions += 1;
+                }
+                (false, PAIR_WAYS - 1)
+            }
+        };
+        bucket.copy_within(0..end, 1);
+        bucket[0] = fp;
+        found
     }
 }
 

@@ -156,7 +156,10 @@ impl VolumeDetector {
             sc = sc.max(expected.max(1.0).sqrt());
         }
         sc = sc.max(p.min_scale).max(1e-9);
-        let z = r / sc;
+        // every series is non-negative: a level + season that dipped below
+        // zero (a quiet night after a busy evening) is an expectation of 0,
+        // not one that makes an empty interval a "surge" of +9
+        let z = (value - expected.max(0.0)) / sc;
         let score = if self.n >= u64::from(p.warmup_intervals) {
             z.abs()
         } else {
@@ -182,7 +185,11 @@ impl VolumeDetector {
         self.bin_scale[b] += (ab * (rc.abs() - f64::from(self.bin_scale[b]))) as f32;
         self.bin_n[b] = self.bin_n[b].saturating_add(1);
         self.n += 1;
-        VolumeScore { score, z, expected }
+        VolumeScore {
+            score,
+            z,
+            expected: expected.max(0.0),
+        }
     }
 }
 
@@ -199,6 +206,14 @@ pub struct IntervalVerdict {
 }
 
 const BITMAP_WORDS: usize = 16;
+
+/// The bytes-out series is `ln(1 + bytes / BYTES_UNIT)`. In bytes, the log
+/// of a sparse source's interval sum jumps between 0 (no request) and ~8
+/// (one 3 KiB request), which the scale learned from quiet hours turned
+/// into "surges" (most of the engine's false volume alerts, e.g. 4.8 KiB
+/// of firewall traffic at night). In units of 64 KiB a few small requests
+/// are ~0 and only real volume moves the series.
+pub const BYTES_UNIT: f64 = 65_536.0;
 
 /// Per-source interval counting plus the four detectors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,7 +235,9 @@ impl IntervalVolume {
         let counts = VolumeParams::default();
         let bytes = VolumeParams {
             counts: false,
-            min_scale: 0.25,
+            // a factor of e^0.5 in (64 KiB + bytes): one large response in
+            // a quiet interval is not a surge
+            min_scale: 0.5,
             ..counts
         };
         IntervalVolume {
@@ -290,7 +307,7 @@ impl IntervalVolume {
             let values = [
                 self.events as f64,
                 self.errors as f64,
-                (self.bytes_out as f64).ln_1p(),
+                (self.bytes_out as f64 / BYTES_UNIT).ln_1p(),
                 self.distinct(),
             ];
             for (i, v) in values.into_iter().enumerate() {

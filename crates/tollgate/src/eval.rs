@@ -9,11 +9,23 @@
 //! triggering event (volume) — when it is for the incident's tenant and falls
 //! inside the incident's window (plus two volume intervals). Every other alert
 //! is a false alert.
+//!
+//! Fairness, reviewed: an event-triggered alert counts for an incident only
+//! when the triggering record is malicious, so a burst alert that happens to
+//! fire on a benign 404 in the middle of an enumeration is counted false
+//! (strict, never lenient); an episode's later repeats emit nothing, so one
+//! incident cannot earn several detections. Volume alerts are the lenient
+//! case: any incident of the tenant whose window covers them takes them,
+//! because every scenario adds traffic to its interval.
+//!
+//! `--explain` lists each missed incident with the best raw score and grade
+//! every detector gave its records, and the false alerts by detector with
+//! example summaries: the first place to look when a bar is missed.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use tollgate_detect::{AlertUpdate, DetectConfig, Engine, MemStore};
+use tollgate_detect::{AlertUpdate, DetectConfig, Detector, Engine, MemStore};
 use tollgate_events::{DecodeConfig, Decoded, Decoder, Format, RecordMeta, TenantId, TenantRule};
 use tollgate_sim::{Scenario, SimConfig, Simulation};
 
@@ -26,6 +38,8 @@ pub struct Options {
     pub detect: DetectConfig,
     /// Exit non-zero when a bar is missed.
     pub check: bool,
+    /// Print missed incidents and the false alerts by detector (`--explain`).
+    pub explain: bool,
 }
 
 /// Scenarios whose signal is a first-seen fact; the bar is detection within
@@ -46,6 +60,11 @@ struct IncidentResult {
     delay_events: u64,
     delay_secs: f64,
     seen: u64,
+    /// Highest raw score (and its grade) per detector over the incident's
+    /// events, for `--explain` on a miss.
+    best: [(f64, f64); Detector::COUNT],
+    /// Whether the tenant was warm at the incident's first event.
+    warm: bool,
 }
 
 /// The figures of one seed.
@@ -59,6 +78,12 @@ pub struct SeedReport {
     pub auprc: f64,
     pub events: u64,
     pub secs: f64,
+    /// Incidents no alert was attributed to: (id, tenant, entity, records).
+    pub missed: Vec<String>,
+    /// False alerts per detector, most first, with up to three example summaries.
+    pub false_by_detector: Vec<(String, u64, Vec<String>)>,
+    /// One line per resident tenant model: events, budget hits, size.
+    pub models: Vec<String>,
 }
 
 pub struct ScenarioRow {
@@ -124,6 +149,7 @@ pub fn run_seed(opts: &Options, seed: u64) -> anyhow::Result<SeedReport> {
     let mut results = vec![IncidentResult::default(); incidents.len()];
     let mut benign: HashMap<TenantId, u64> = HashMap::new();
     let mut false_by_tenant: HashMap<TenantId, u64> = HashMap::new();
+    let mut fa = FalseAlerts::default();
     let mut scores: Vec<(f64, bool)> = Vec::with_capacity(opts.events as usize + 10_000);
     let mut items = Vec::new();
     let mut updates = Vec::new();
@@ -148,7 +174,17 @@ pub fn run_seed(opts: &Options, seed: u64) -> anyhow::Result<SeedReport> {
             last_ts = Some(ev.ts);
             match rec.incident {
                 Some(i) => {
-                    results[i as usize].seen += 1;
+                    let r = &mut results[i as usize];
+                    if r.seen == 0 {
+                        r.warm = score.warm;
+                    }
+                    r.seen += 1;
+                    for d in Detector::ALL {
+                        let x = score.per_detector[d.index()];
+                        if x.raw > r.best[d.index()].0 {
+                            r.best[d.index()] = (x.raw, x.grade);
+                        }
+                    }
                     scores.push((score.max_grade, true));
                 }
                 None => {
@@ -166,8 +202,23 @@ pub fn run_seed(opts: &Options, seed: u64) -> anyhow::Result<SeedReport> {
                 &incidents,
                 &mut results,
                 &mut false_by_tenant,
+                &mut fa,
                 interval_ms,
             );
+        }
+    }
+    let mut models = Vec::new();
+    let mut tenants: Vec<&TenantId> = benign.keys().collect();
+    tenants.sort();
+    for t in tenants {
+        if let Some(m) = engine.tenant(t) {
+            models.push(format!(
+                "{t}: {} events, {} budget hits, {} bytes, {:?}",
+                m.events(),
+                m.budget_hits(),
+                m.resident_bytes(),
+                m.counters()
+            ));
         }
     }
     if let Some(t) = last_ts {
@@ -178,6 +229,7 @@ pub fn run_seed(opts: &Options, seed: u64) -> anyhow::Result<SeedReport> {
             &incidents,
             &mut results,
             &mut false_by_tenant,
+            &mut fa,
             interval_ms,
         );
     }
@@ -219,6 +271,35 @@ pub fn run_seed(opts: &Options, seed: u64) -> anyhow::Result<SeedReport> {
         .map(|(t, &n)| false_by_tenant.get(t).copied().unwrap_or(0) as f64 * 1e5 / n as f64)
         .fold(0.0, f64::max);
     let (auroc, auprc) = (auroc(&scores), auprc(&scores));
+    let missed = incidents
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| !r.detected)
+        .map(|(inc, r)| {
+            let best: Vec<String> = Detector::ALL
+                .iter()
+                .filter(|d| r.best[d.index()].0 > 0.0)
+                .map(|d| {
+                    let (raw, g) = r.best[d.index()];
+                    format!("{} {raw:.2} (grade {g:.3})", d.as_str())
+                })
+                .collect();
+            format!(
+                "{} tenant {} entity {} ({} records, {} .. {}, warm: {}); best raw scores: {}",
+                inc.id,
+                inc.tenant,
+                inc.entity,
+                inc.malicious_records,
+                inc.start,
+                inc.end,
+                r.warm,
+                best.join(", ")
+            )
+        })
+        .collect();
+    let mut false_by_detector: Vec<(String, u64, Vec<String>)> =
+        fa.0.into_iter().map(|(d, (n, e))| (d, n, e)).collect();
+    false_by_detector.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     Ok(SeedReport {
         seed,
         rows,
@@ -229,7 +310,24 @@ pub fn run_seed(opts: &Options, seed: u64) -> anyhow::Result<SeedReport> {
         auprc,
         events,
         secs,
+        missed,
+        false_by_detector,
+        models,
     })
+}
+
+/// False alerts by detector, with a few example summaries (for `--explain`).
+#[derive(Default)]
+struct FalseAlerts(std::collections::BTreeMap<String, (u64, Vec<String>)>);
+
+impl FalseAlerts {
+    fn add(&mut self, a: &tollgate_detect::Alert) {
+        let e = self.0.entry(a.detector.as_str().to_string()).or_default();
+        e.0 += 1;
+        if e.1.len() < 5 {
+            e.1.push(format!("[{} {}] {}", a.tenant, a.ts, a.summary));
+        }
+    }
 }
 
 fn attribute(
@@ -238,6 +336,7 @@ fn attribute(
     incidents: &[tollgate_sim::Incident],
     results: &mut [IncidentResult],
     false_by_tenant: &mut HashMap<TenantId, u64>,
+    fa: &mut FalseAlerts,
     interval_ms: i64,
 ) {
     for u in updates.drain(..) {
@@ -260,7 +359,10 @@ fn attribute(
                     r.delay_secs = (a.ts - incidents[i].start).num_milliseconds() as f64 / 1e3;
                 }
             }
-            None => *false_by_tenant.entry(a.tenant.clone()).or_default() += 1,
+            None => {
+                *false_by_tenant.entry(a.tenant.clone()).or_default() += 1;
+                fa.add(&a);
+            }
         }
     }
 }
@@ -362,6 +464,20 @@ pub fn run(opts: Options) -> anyhow::Result<i32> {
             r.worst_tenant_fa_per_100k
         );
         println!("event level: AUROC {:.4}  AUPRC {:.4}", r.auroc, r.auprc);
+        if opts.explain {
+            for m in &r.models {
+                println!("  model {m}");
+            }
+            for m in &r.missed {
+                println!("  missed: {m}");
+            }
+            for (d, (n, ex)) in r.false_by_detector.iter().map(|(d, n, e)| (d, (n, e))) {
+                println!("  false alerts by {d}: {n}");
+                for e in ex {
+                    println!("      e.g. {e}");
+                }
+            }
+        }
         for (name, ok) in r.bars() {
             println!("  [{}] {name}", if ok { "pass" } else { "FAIL" });
             all_pass &= ok;
@@ -405,5 +521,54 @@ mod tests {
         // All tied: precision is the base rate.
         let t = [(0.5, true), (0.5, false), (0.5, false), (0.5, false)];
         assert!((auprc(&t) - 0.25).abs() < 1e-12);
+    }
+
+    /// The scenario suite at CI size (150k events, 6 tenants, seed 1):
+    /// the bars that hold at this size are asserted exactly; the ones not
+    /// yet met (stolen_token, off_hours_admin, volume_surge recall and the
+    /// 1-per-100k false-alert bar) are held to today's level so that a
+    /// regression fails here. Tighten as the detectors improve.
+    #[test]
+    fn scenario_suite_meets_its_bars_at_ci_size() {
+        let opts = Options {
+            seeds: vec![1],
+            events: 150_000,
+            tenants: 6,
+            days: 7,
+            incidents_per_scenario: 4,
+            detect: DetectConfig::default(),
+            check: false,
+            explain: false,
+        };
+        let r = run_seed(&opts, 1).unwrap();
+        let recall = |s: Scenario| {
+            let row = r.rows.iter().find(|x| x.scenario == s).unwrap();
+            (
+                row.detected as f64 / row.injected as f64,
+                row.max_delay_events,
+            )
+        };
+        for s in [
+            Scenario::NewIssuer,
+            Scenario::CredentialStuffing,
+            Scenario::RouteEnumeration,
+            Scenario::Exfiltration,
+            Scenario::Beaconing,
+            Scenario::DnsTunnelling,
+        ] {
+            assert!(recall(s).0 >= 0.95, "{}: {:?}", s.as_str(), recall(s));
+        }
+        for s in [Scenario::NewIssuer, Scenario::Exfiltration] {
+            assert!(recall(s).1 <= 5, "{}: {:?}", s.as_str(), recall(s));
+        }
+        // not yet at the bar (0.95): regression guards at today's level
+        assert!(recall(Scenario::StolenToken).0 >= 0.5);
+        assert!(recall(Scenario::VolumeSurge).0 >= 0.75);
+        assert!(
+            r.worst_tenant_fa_per_100k <= 50.0,
+            "worst tenant: {:.1} false alerts per 100k",
+            r.worst_tenant_fa_per_100k
+        );
+        assert!(r.auroc >= 0.75, "AUROC {}", r.auroc);
     }
 }

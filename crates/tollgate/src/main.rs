@@ -3,6 +3,7 @@
 //! arguments, builds configuration and dispatches.
 
 mod decode_cmd;
+mod demo;
 mod eval;
 mod events_in;
 mod input;
@@ -27,6 +28,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run Tollgate on an embedded Kafka: simulated multi-tenant traffic through decode → detect, alerts as they fire, then a scorecard.
+    Demo {
+        /// Events to generate.
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        /// Seed of the traffic generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 10)]
+        tenants: usize,
+        /// Days of event time (the first is warm-up).
+        #[arg(long, default_value_t = 2)]
+        days: u64,
+        /// Partitions of the demo topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Keep consuming after the generated traffic, until Ctrl-C.
+        #[arg(long)]
+        keep_running: bool,
+    },
     /// Decode records (NDJSON, a JSON array, or gzip of either) into normalized events on stdout.
     Decode {
         #[command(flatten)]
@@ -85,6 +106,9 @@ enum EvalCmd {
         /// Exit 1 if a bar is missed.
         #[arg(long)]
         check: bool,
+        /// List missed incidents and false alerts by detector, with examples.
+        #[arg(long)]
+        explain: bool,
     },
 }
 
@@ -182,6 +206,21 @@ impl DecodeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
+        Cmd::Demo {
+            events,
+            seed,
+            tenants,
+            days,
+            partitions,
+            keep_running,
+        } => demo::run(demo::Options {
+            events,
+            seed,
+            tenants,
+            days,
+            partitions,
+            keep_running,
+        }),
         Cmd::Decode { decode, inputs } => decode
             .decoder(None)
             .and_then(|d| decode_cmd::run(d, decode_cmd::Options { inputs })),
@@ -219,6 +258,7 @@ fn main() -> ExitCode {
                     incidents,
                     config,
                     check,
+                    explain,
                 },
         } => (|| {
             let detect = match &config {
@@ -233,6 +273,7 @@ fn main() -> ExitCode {
                 incidents_per_scenario: incidents,
                 detect,
                 check,
+                explain,
             })
         })(),
     };
