@@ -118,6 +118,27 @@ pub struct TenantCtx<'r, 'a> {
 }
 
 impl TenantRule {
+    /// The rule `tollgate decode` and `replay` use when none is given: the
+    /// common tenant fields (`/tenant`, the `custom:tenant_id` claim nested or
+    /// flat, Zscaler `/company`, ZPA `/Customer`), else the tenant `default`.
+    pub fn common_fields() -> TenantRule {
+        let p = |s: &str| TenantRule::Pointer {
+            pointer: s.to_owned(),
+        };
+        TenantRule::FirstOf {
+            rules: vec![
+                p("/tenant"),
+                p("/authorizer/claims/custom:tenant_id"),
+                p("/custom:tenant_id"),
+                p("/company"),
+                p("/Customer"),
+                TenantRule::Static {
+                    tenant: TenantId::new("default").expect("a valid literal"),
+                },
+            ],
+        }
+    }
+
     pub fn compile(&self) -> Result<TenantResolver, TenantRuleError> {
         Ok(match self {
             TenantRule::Static { tenant } => TenantResolver::Static(tenant.clone()),

@@ -62,31 +62,12 @@ fn case_of(file: &str) -> Option<(&str, Shape)> {
     }
 }
 
-/// The tenant rule `tollgate decode` uses without `--tenant`/`--tenant-pointer`.
-fn cli_default_tenant_rule() -> TenantRule {
-    let p = |s: &str| TenantRule::Pointer {
-        pointer: s.to_owned(),
-    };
-    TenantRule::FirstOf {
-        rules: vec![
-            p("/tenant"),
-            p("/authorizer/claims/custom:tenant_id"),
-            p("/custom:tenant_id"),
-            p("/company"),
-            p("/Customer"),
-            TenantRule::Static {
-                tenant: "default".parse().unwrap(),
-            },
-        ],
-    }
-}
-
 fn config_for(name: &str) -> DecodeConfig {
     let path = data_dir().join(format!("{name}.config.json"));
     match fs::read_to_string(&path) {
         Ok(s) => serde_json::from_str(&s)
             .unwrap_or_else(|e| panic!("{}: not a DecodeConfig: {e}", path.display())),
-        Err(_) => DecodeConfig::new(Format::Auto, cli_default_tenant_rule()),
+        Err(_) => DecodeConfig::new(Format::Auto, TenantRule::common_fields()),
     }
 }
 
@@ -289,7 +270,7 @@ fn corpus() {
 fn gzip_bomb_is_rejected_at_the_inflate_limit() {
     let bomb = gzip(&vec![b'0'; 8 << 20]);
     assert!(bomb.len() < 64 << 10);
-    let mut cfg = DecodeConfig::new(Format::Auto, cli_default_tenant_rule());
+    let mut cfg = DecodeConfig::new(Format::Auto, TenantRule::common_fields());
     cfg.limits.max_decompressed_bytes = 1 << 20;
     let mut dec = Decoder::new(&cfg).unwrap();
     let mut out = Vec::new();

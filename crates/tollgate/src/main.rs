@@ -145,25 +145,6 @@ fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
 }
 
-/// Without `--tenant` or `--tenant-pointer`: the common tenant fields, then `default`.
-fn default_tenant_rule() -> TenantRule {
-    let p = |s: &str| TenantRule::Pointer {
-        pointer: s.to_owned(),
-    };
-    TenantRule::FirstOf {
-        rules: vec![
-            p("/tenant"),
-            p("/authorizer/claims/custom:tenant_id"),
-            p("/custom:tenant_id"),
-            p("/company"),
-            p("/Customer"),
-            TenantRule::Static {
-                tenant: "default".parse().expect("valid"),
-            },
-        ],
-    }
-}
-
 impl DecodeArgs {
     /// The decoder: `base` (from a config file) if given, overridden by flags.
     fn decoder(&self, base: Option<DecodeConfig>) -> anyhow::Result<Decoder> {
@@ -178,7 +159,7 @@ impl DecodeArgs {
         };
         let from_file = base.is_some();
         let mut cfg =
-            base.unwrap_or_else(|| DecodeConfig::new(Format::Auto, default_tenant_rule()));
+            base.unwrap_or_else(|| DecodeConfig::new(Format::Auto, TenantRule::common_fields()));
         if let Some(t) = tenant {
             cfg.tenant = t;
         }
