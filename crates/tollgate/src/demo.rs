@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use tollgate_detect::{Alert, AlertUpdate, DetectConfig, Engine, MemStore};
+use tollgate_detect::{AlertUpdate, DetectConfig, Engine, MemStore};
 use tollgate_events::{DecodeConfig, Decoded, Decoder, Format, Tally, TenantRule};
 use tollgate_kafka::rdkafka::consumer::Consumer;
 use tollgate_kafka::rdkafka::message::{Header, OwnedHeaders};
@@ -200,7 +200,7 @@ impl Pipeline {
                 }
             };
             *self.fired.entry(a.detector.as_str()).or_default() += 1;
-            let hit = attribute(&a, current, &self.incidents, self.interval_ms);
+            let hit = crate::eval::incident_of(&a, current, &self.incidents, self.interval_ms);
             match hit {
                 Some(i) => {
                     let r = &mut self.results[i];
@@ -220,24 +220,6 @@ impl Pipeline {
                 a.summary,
             );
         }
-    }
-}
-
-/// The incident an alert belongs to, as in `eval.rs`.
-fn attribute(
-    a: &Alert,
-    current: Option<u32>,
-    incidents: &[Incident],
-    interval_ms: i64,
-) -> Option<usize> {
-    match (&a.event_id, current) {
-        (Some(_), Some(i)) if incidents[i as usize].tenant == a.tenant => Some(i as usize),
-        (None, _) => incidents.iter().position(|inc| {
-            inc.tenant == a.tenant
-                && a.ts >= inc.start
-                && a.ts.timestamp_millis() <= inc.end.timestamp_millis() + 2 * interval_ms
-        }),
-        _ => None,
     }
 }
 

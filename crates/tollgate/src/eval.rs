@@ -341,16 +341,7 @@ fn attribute(
 ) {
     for u in updates.drain(..) {
         let AlertUpdate::Fired(a) = u else { continue };
-        let hit = match (&a.event_id, current) {
-            (Some(_), Some(i)) if incidents[i as usize].tenant == a.tenant => Some(i as usize),
-            (None, _) => incidents.iter().position(|inc| {
-                inc.tenant == a.tenant
-                    && a.ts >= inc.start
-                    && a.ts.timestamp_millis() <= inc.end.timestamp_millis() + 2 * interval_ms
-            }),
-            _ => None,
-        };
-        match hit {
+        match incident_of(&a, current, incidents, interval_ms) {
             Some(i) => {
                 let r = &mut results[i];
                 if !r.detected {
@@ -364,6 +355,28 @@ fn attribute(
                 fa.add(&a);
             }
         }
+    }
+}
+
+/// The incident an alert belongs to (see the module docs): the one whose
+/// record triggered it, or — for an interval alert with no triggering event —
+/// one of the same tenant whose window (plus two volume intervals) covers it.
+/// `current` is the incident of the record being processed, if any. Shared by
+/// `eval scenarios` and `demo`, so both score alike.
+pub fn incident_of(
+    a: &tollgate_detect::Alert,
+    current: Option<u32>,
+    incidents: &[tollgate_sim::Incident],
+    interval_ms: i64,
+) -> Option<usize> {
+    match (&a.event_id, current) {
+        (Some(_), Some(i)) if incidents[i as usize].tenant == a.tenant => Some(i as usize),
+        (None, _) => incidents.iter().position(|inc| {
+            inc.tenant == a.tenant
+                && a.ts >= inc.start
+                && a.ts.timestamp_millis() <= inc.end.timestamp_millis() + 2 * interval_ms
+        }),
+        _ => None,
     }
 }
 
