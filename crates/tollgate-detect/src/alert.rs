@@ -89,6 +89,15 @@ pub enum Severity {
 }
 
 impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
     pub fn from_ratio(raw_over_floor: f64) -> Severity {
         if raw_over_floor >= 6.0 {
             Severity::Critical

@@ -37,6 +37,8 @@ pub struct EngineStats {
     pub tenants_loaded: u64,
     pub evictions_lru: u64,
     pub evictions_idle: u64,
+    /// Tenants handed to another owner ([`Engine::release`]).
+    pub tenants_released: u64,
     /// Snapshots rejected (corrupt, incompatible, wrong tenant): that tenant
     /// started cold.
     pub snapshot_errors: u64,
@@ -192,6 +194,29 @@ impl Engine {
                 false
             }
         }
+    }
+
+    /// Hands a tenant over to another owner (a Kafka partition moved to
+    /// another instance): with `save`, its snapshot is written to the store
+    /// first and the model stays resident if the write fails (the error is
+    /// returned); without `save` (the assignment was lost, so the new owner
+    /// may already have written a newer snapshot) it is only dropped.
+    /// Returns whether the tenant was resident.
+    pub fn release(&mut self, t: &TenantId, save: bool) -> Result<bool, StoreError> {
+        let Some(r) = self.tenants.get(t) else {
+            return Ok(false);
+        };
+        if save {
+            let bytes = snapshot::encode(&r.model);
+            if let Err(e) = self.store.save(t, &bytes) {
+                self.stats.store_save_errors += 1;
+                return Err(e);
+            }
+        }
+        self.tenants.remove(t);
+        self.stats.tenants_resident = self.tenants.len();
+        self.stats.tenants_released += 1;
+        Ok(true)
     }
 
     /// Advance event time to `now` for every resident tenant: resolve quiet

@@ -12,7 +12,9 @@
 //! - `fields`: which vendor key feeds which normalized field, and `auto`;
 //! - `time`, `token`: timestamp shapes; JWT claims and subject hashing;
 //! - [`tenant`]: tenant rules and validation;
-//! - [`event`], [`outcome`]: what comes out.
+//! - [`event`], [`outcome`]: what comes out;
+//! - [`ack`]: the completion token ([`Ack`]) and [`RecordSink`], the
+//!   interface inputs hand records to.
 //!
 //! ```
 //! use tollgate_events::{DecodeConfig, Decoded, Decoder, Format, RecordMeta, TenantRule};
@@ -26,6 +28,7 @@
 //! assert_eq!(ev.bytes_out, Some(184));
 //! ```
 
+pub mod ack;
 pub mod config;
 pub mod decode;
 pub mod event;
@@ -36,6 +39,7 @@ pub mod tenant;
 mod time;
 mod token;
 
+pub use ack::{Ack, Closed, RecordSink};
 pub use config::{DecodeConfig, Format, Limits, SubjectKey};
 pub use decode::{gunzip_bounded, ConfigError, Decoder, Quirks};
 pub use event::{Event, Source, TenantId, TenantIdError, Text};

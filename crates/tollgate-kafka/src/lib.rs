@@ -1,45 +1,45 @@
 //! Tollgate's Kafka input: a consumer-group member (rdkafka's
-//! `StreamConsumer`) that hands each record to the caller as bytes plus a
-//! [`RecordMeta`] (topic, partition, offset, key, headers) for
-//! `tollgate_events::Decoder::decode`, and stores the record's offset only
-//! after the caller's handler has returned for it — that is, after all of the
-//! record's events were scored and their alerts handed on. Auto-commit stays
-//! on (`enable.auto.commit=true`) but auto-store is off
-//! (`enable.auto.offset.store=false`), so librdkafka commits, in the
-//! background, only offsets this crate stored: a crash re-delivers records,
-//! it never skips one (at-least-once).
+//! `StreamConsumer`) that hands each record to a [`RecordSink`] as bytes plus
+//! a [`RecordMeta`] (topic, partition, offset, key, headers) and an [`Ack`],
+//! and stores the record's offset only once the `Ack` reports the record
+//! done — all of its events scored and their alerts handed on — and every
+//! earlier record of its partition too. Acknowledgements arrive from the
+//! pipeline's threads in any order; [`OffsetLedger`] turns them into the
+//! offset that may be stored. Auto-commit stays on (`enable.auto.commit=true`)
+//! but auto-store is off (`enable.auto.offset.store=false`), so librdkafka
+//! commits, in the background, only offsets this crate stored: a crash
+//! re-delivers records, it never skips one (at-least-once).
+//!
+//! Rebalances: when partitions are revoked, the rebalance callback waits (up
+//! to `revoke_timeout`) until the revoked partitions' records in flight are
+//! done, stores and commits their offsets synchronously, then calls the
+//! caller's [`RevokeHook`] — the service snapshots and releases the tenants it
+//! saw on those partitions, so their models follow the partitions to the
+//! next owner — before the revocation completes. When the assignment was
+//! *lost* (session timeout) nothing is committed and the hook is told so: the
+//! partitions may already belong to someone else.
 //!
 //! Layout: [`KafkaInputConfig`] (librdkafka properties pass through from a
-//! map; the two offset properties are reserved) → [`KafkaInputConfig::build`]
+//! map; the offset properties are reserved) → [`KafkaInputConfig::build`]
 //! (fallible set-up, subscribes) → [`KafkaInput::run`] (the only place Kafka
-//! records enter Tollgate). [`OffsetLedger`] is the pure bookkeeping that
-//! decides which offset may be stored; it is unit-tested without a broker.
-//!
-//! Deliberately absent: decoding, detection and alert delivery (the caller's
-//! handler does those), producing alerts to a topic, metrics (a later issue).
+//! records enter Tollgate). Consumer lag per partition comes from
+//! librdkafka's statistics ([`KafkaInput::lag`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
-use tollgate_events::RecordMeta;
+use tollgate_events::{Ack, RecordMeta, RecordSink};
 
 pub use rdkafka;
-
-/// What the handler tells the input after a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// The record is done; keep consuming.
-    Continue,
-    /// The record is done; store its offset, commit, and return.
-    Stop,
-}
 
 /// Why the input stopped with an error, grouped by what the caller does next.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +57,12 @@ pub enum KafkaInputError {
 }
 
 /// Properties the input sets itself; a pass-through map may not override them.
-pub const RESERVED_PROPERTIES: [&str; 4] = [
+pub const RESERVED_PROPERTIES: [&str; 5] = [
     "enable.auto.offset.store",
     "enable.auto.commit",
     "group.id",
     "bootstrap.servers",
+    "queued.max.messages.kbytes",
 ];
 
 /// One Kafka input: where to read and how librdkafka is tuned.
@@ -76,6 +77,10 @@ pub struct KafkaInputConfig {
     /// `queued.max.messages.kbytes`: the prefetch queue's size per partition,
     /// which bounds memory when processing is slower than fetching.
     pub queued_max_messages_kbytes: u32,
+    /// How long a revocation waits for the revoked partitions' records in
+    /// flight before it gives up on them (they are then re-read by the next
+    /// owner: at-least-once still holds).
+    pub revoke_timeout: Duration,
     /// Further librdkafka properties (`auto.offset.reset`,
     /// `session.timeout.ms`, security settings, …), passed through as given.
     pub properties: BTreeMap<String, String>,
@@ -88,13 +93,17 @@ impl KafkaInputConfig {
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             group_id: group_id.to_owned(),
             queued_max_messages_kbytes: 16 * 1024,
+            revoke_timeout: Duration::from_secs(30),
             properties: BTreeMap::new(),
         }
     }
 
-    /// The librdkafka client configuration, or every problem at once.
-    pub fn client_config(&self) -> Result<ClientConfig, KafkaInputError> {
+    /// Every problem with the configuration, as sentences.
+    pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if self.bootstrap_servers.trim().is_empty() {
+            problems.push("bootstrap_servers must not be empty".to_owned());
+        }
         if self.topics.is_empty() {
             problems.push("topics must name at least one topic".to_owned());
         }
@@ -105,15 +114,22 @@ impl KafkaInputConfig {
             problems.push("queued_max_messages_kbytes must be positive".to_owned());
         }
         for k in self.properties.keys() {
-            if RESERVED_PROPERTIES.contains(&k.as_str()) || k == "queued.max.messages.kbytes" {
+            if RESERVED_PROPERTIES.contains(&k.as_str()) {
                 problems.push(format!("property {k:?} is set by the input itself"));
             }
         }
+        problems
+    }
+
+    /// The librdkafka client configuration, or every problem at once.
+    pub fn client_config(&self) -> Result<ClientConfig, KafkaInputError> {
+        let problems = self.problems();
         if !problems.is_empty() {
             return Err(KafkaInputError::Config(problems.join("; ")));
         }
         let mut c = ClientConfig::new();
         c.set("auto.offset.reset", "earliest");
+        c.set("statistics.interval.ms", "5000");
         for (k, v) in &self.properties {
             c.set(k, v);
         }
@@ -130,10 +146,15 @@ impl KafkaInputConfig {
 
     /// Creates the consumer and subscribes; fails on any configuration or
     /// client error, before a record is read. Call it inside a Tokio runtime
-    /// (the stream consumer spawns a task on it).
-    pub fn build(&self) -> Result<KafkaInput, KafkaInputError> {
-        let context = InputContext::default();
-        let counters = context.counters.clone();
+    /// (the stream consumer spawns a task on it). `on_revoke` runs inside
+    /// every revocation (see the crate docs).
+    pub fn build(&self, on_revoke: RevokeHook) -> Result<KafkaInput, KafkaInputError> {
+        let shared = Arc::new(Shared::default());
+        let context = InputContext {
+            shared: shared.clone(),
+            on_revoke,
+            revoke_timeout: self.revoke_timeout,
+        };
         let consumer: rdkafka::consumer::StreamConsumer<InputContext> = self
             .client_config()?
             .create_with_context(context)
@@ -144,51 +165,164 @@ impl KafkaInputConfig {
             .map_err(KafkaInputError::Setup)?;
         Ok(KafkaInput {
             consumer,
-            ledger: OffsetLedger::default(),
-            counters,
+            shared,
+            topics: Vec::new(),
         })
     }
 }
 
-/// Counters the consumer context updates from librdkafka's callbacks.
+/// Called inside a revocation, after the revoked partitions' records were
+/// processed and their offsets committed: `(partitions, lost)`. `lost` means
+/// the assignment was lost rather than handed over (nothing was committed;
+/// another member may own the partitions already).
+pub type RevokeHook = Box<dyn Fn(&[(String, i32)], bool) + Send + Sync>;
+
+/// A hook that does nothing.
+pub fn no_revoke_hook() -> RevokeHook {
+    Box::new(|_, _| {})
+}
+
+/// Counters the input and its callbacks update.
 #[derive(Debug, Default)]
 pub struct InputCounters {
+    /// Records handed to the sink.
+    pub records: AtomicU64,
+    /// Records without a payload (tombstones), passed over and stored.
+    pub empty: AtomicU64,
+    /// Records acknowledged by the pipeline.
+    pub acked: AtomicU64,
     /// Partition assignments received.
     pub assignments: AtomicU64,
     /// Partition revocations received.
     pub revocations: AtomicU64,
+    /// Revocations of a lost assignment (nothing committed).
+    pub lost_assignments: AtomicU64,
+    /// Revocations that gave up waiting for records in flight.
+    pub revoke_timeouts: AtomicU64,
     /// Offset commits that librdkafka reported as failed.
     pub commit_errors: AtomicU64,
+    /// Transient consumer errors (librdkafka retries by itself).
+    pub transient_errors: AtomicU64,
 }
 
-/// librdkafka callbacks: count rebalances and commit failures, and note
-/// revoked partitions so the ledger forgets them. Rebalances need no more:
-/// records are processed synchronously between `recv` calls, where the
-/// callbacks run, so at a revocation every received record is processed and
-/// stored, and librdkafka commits stored offsets on revoke.
+/// State shared between the input, the acknowledgements (pipeline threads)
+/// and the rebalance callback.
 #[derive(Default)]
-pub struct InputContext {
-    counters: Arc<InputCounters>,
-    revoked: Mutex<Vec<(String, i32)>>,
+struct Shared {
+    state: Mutex<LedgerState>,
+    /// Signalled when a record is acknowledged (the revocation waits on it).
+    acked: Condvar,
+    /// Wakes the input to store newly storable offsets.
+    wake: tokio::sync::Notify,
+    counters: InputCounters,
+    /// Consumer lag per (topic, partition), from librdkafka's statistics.
+    lag: Mutex<BTreeMap<(String, i32), i64>>,
 }
 
-impl ClientContext for InputContext {}
+#[derive(Default)]
+struct LedgerState {
+    ledger: OffsetLedger,
+    /// (topic, partition, next offset to read) ready to be stored.
+    storable: Vec<(Arc<str>, i32, i64)>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, LedgerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores every offset that became storable; the caller holds the lock.
+    fn store_ready<C: Consumer<InputContext>>(st: &mut LedgerState, consumer: &C) {
+        for (t, p, next) in st.storable.drain(..) {
+            // librdkafka's `rd_kafka_offset_store` stores `offset + 1` (the
+            // next offset to read), so pass the last processed one. Fails
+            // only for a partition no longer assigned: its new owner re-reads
+            // from the last commit.
+            let _ = consumer.store_offset(&t, p, next - 1);
+        }
+    }
+}
+
+/// librdkafka callbacks: rebalances (see the crate docs), commit failures,
+/// statistics (consumer lag).
+pub struct InputContext {
+    shared: Arc<Shared>,
+    on_revoke: RevokeHook,
+    revoke_timeout: Duration,
+}
+
+impl ClientContext for InputContext {
+    fn stats(&self, stats: Statistics) {
+        let mut lag = self.shared.lag.lock().unwrap_or_else(|e| e.into_inner());
+        for (topic, t) in &stats.topics {
+            for (id, p) in &t.partitions {
+                // -1 is librdkafka's "internal UA" partition and "unknown" lag.
+                if *id >= 0 && p.consumer_lag >= 0 {
+                    lag.insert((topic.clone(), *id), p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for InputContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let c = &self.shared.counters;
         match rebalance {
-            Rebalance::Assign(_) => self.counters.assignments.fetch_add(1, Ordering::Relaxed),
-            Rebalance::Revoke(tpl) => {
-                let mut r = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-                r.extend(
-                    tpl.elements()
-                        .iter()
-                        .map(|e| (e.topic().to_owned(), e.partition())),
-                );
-                self.counters.revocations.fetch_add(1, Ordering::Relaxed)
+            Rebalance::Assign(_) => {
+                c.assignments.fetch_add(1, Ordering::Relaxed);
             }
-            Rebalance::Error(_) => 0,
-        };
+            Rebalance::Revoke(tpl) => {
+                c.revocations.fetch_add(1, Ordering::Relaxed);
+                let parts: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                let lost = consumer.assignment_lost();
+                if lost {
+                    c.lost_assignments.fetch_add(1, Ordering::Relaxed);
+                }
+                let deadline = Instant::now() + self.revoke_timeout;
+                let mut st = self.shared.lock();
+                while !lost && parts.iter().any(|(t, p)| st.ledger.in_flight(t, *p) > 0) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        c.revoke_timeouts.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    st = self
+                        .shared
+                        .acked
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                if !lost {
+                    Shared::store_ready(&mut st, consumer);
+                }
+                for (t, p) in &parts {
+                    st.ledger.forget(t, *p);
+                }
+                st.storable
+                    .retain(|(t, p, _)| !parts.iter().any(|(rt, rp)| **t == **rt && p == rp));
+                drop(st);
+                if !lost {
+                    match consumer.commit_consumer_state(CommitMode::Sync) {
+                        Err(e) if e.rdkafka_error_code() != Some(RDKafkaErrorCode::NoOffset) => {
+                            c.commit_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {}
+                    }
+                }
+                (self.on_revoke)(&parts, lost);
+                let mut lag = self.shared.lag.lock().unwrap_or_else(|e| e.into_inner());
+                for p in &parts {
+                    lag.remove(p);
+                }
+            }
+            Rebalance::Error(_) => {}
+        }
     }
 
     fn commit_callback(
@@ -199,7 +333,10 @@ impl ConsumerContext for InputContext {
         // "No offset" only means nothing new was stored since the last commit.
         if let Err(e) = result {
             if e.rdkafka_error_code() != Some(RDKafkaErrorCode::NoOffset) {
-                self.counters.commit_errors.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .commit_errors
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -209,107 +346,128 @@ impl ConsumerContext for InputContext {
 pub struct KafkaInput {
     /// The group member; its background auto-commit writes stored offsets.
     consumer: rdkafka::consumer::StreamConsumer<InputContext>,
-    /// Which offsets may be stored: only those whose records were processed.
-    ledger: OffsetLedger,
-    /// Rebalances and commit errors, for the caller's summary.
-    counters: Arc<InputCounters>,
-}
-
-/// What one `run` did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RunStats {
-    /// Records handed to the handler.
-    pub records: u64,
-    /// Records without a payload (tombstones), passed over and stored.
-    pub empty: u64,
+    shared: Arc<Shared>,
+    /// Interned topic names (one `Arc` per topic, cloned into each `Ack`).
+    topics: Vec<Arc<str>>,
 }
 
 impl KafkaInput {
-    /// Consumes until `shutdown` resolves or the handler returns
-    /// [`Flow::Stop`]. For each record: note it in the ledger, call
-    /// `handle(payload, meta)` — which must process all of the record's
-    /// events before it returns — then store the offset the ledger allows.
-    /// On the way out the stored offsets are committed synchronously.
+    /// Consumes until `shutdown` resolves, handing each record to `sink`.
+    /// Then it stops fetching, waits up to `drain_timeout` for the records
+    /// in flight to be acknowledged, stores and commits their offsets
+    /// synchronously, and returns.
     ///
-    /// The one invariant: an offset is stored only after `handle` returned
-    /// for that record and for every earlier record of its partition.
-    pub async fn run<S, F>(
+    /// The one invariant: an offset is stored only after the record's `Ack`
+    /// was released and every earlier record of its partition's was too.
+    pub async fn run<S, K>(
         &mut self,
+        input_name: &str,
         shutdown: S,
-        mut handle: F,
-    ) -> Result<RunStats, KafkaInputError>
+        drain_timeout: Duration,
+        sink: &mut K,
+    ) -> Result<(), KafkaInputError>
     where
         S: Future<Output = ()>,
-        F: FnMut(&[u8], &RecordMeta<'_>) -> Flow,
+        K: RecordSink,
     {
-        let mut stats = RunStats::default();
         let mut shutdown = std::pin::pin!(shutdown);
         let result = loop {
             let msg = tokio::select! {
                 biased;
                 () = &mut shutdown => break Ok(()),
+                () = self.shared.wake.notified() => {
+                    Shared::store_ready(&mut self.shared.lock(), &self.consumer);
+                    continue;
+                }
                 m = self.consumer.recv() => m,
             };
             let msg = match msg {
                 Ok(m) => m,
                 Err(e) if is_fatal(&e) => break Err(KafkaInputError::Consume(e)),
                 // Transient (broker down, partition EOF notices): librdkafka retries.
-                Err(_) => continue,
-            };
-            {
-                let ctx = self.consumer.context();
-                let mut r = ctx.revoked.lock().unwrap_or_else(|e| e.into_inner());
-                for (t, p) in r.drain(..) {
-                    self.ledger.forget(&t, p);
+                Err(_) => {
+                    self.shared
+                        .counters
+                        .transient_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
-            }
-            let topic = msg.topic();
+            };
+            let topic = intern(&mut self.topics, msg.topic());
             let partition = msg.partition();
             let offset = msg.offset();
-            self.ledger.received(topic, partition, offset);
-            let flow = match msg.payload() {
-                None => {
-                    stats.empty += 1;
-                    Flow::Continue
-                }
-                Some(payload) => {
-                    let mut pbuf = itoa::Buffer::new();
-                    let mut obuf = itoa::Buffer::new();
-                    let header_list: Vec<(&str, &[u8])> = msg
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|h| (h.key, h.value.unwrap_or_default()))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let meta = RecordMeta {
-                        topic: Some(topic),
-                        partition: Some(pbuf.format(partition)),
-                        offset: Some(obuf.format(offset)),
-                        key: msg.key(),
-                        headers: &header_list,
-                        ..RecordMeta::default()
-                    };
-                    stats.records += 1;
-                    handle(payload, &meta)
-                }
+            self.shared
+                .lock()
+                .ledger
+                .received(&topic, partition, offset);
+            let ack = {
+                let shared = self.shared.clone();
+                let topic = topic.clone();
+                Ack::new(move || {
+                    let mut st = shared.lock();
+                    if let Some(next) = st.ledger.processed(&topic, partition, offset) {
+                        st.storable.push((topic, partition, next));
+                    }
+                    drop(st);
+                    shared.counters.acked.fetch_add(1, Ordering::Relaxed);
+                    shared.acked.notify_all();
+                    shared.wake.notify_one();
+                })
             };
-            if let Some(next) = self.ledger.processed(topic, partition, offset) {
-                // librdkafka's `rd_kafka_offset_store` stores `offset + 1`
-                // (the next offset to read) — so pass the last processed one.
-                // Fails only for a partition no longer assigned (revoked
-                // meanwhile): its new owner re-reads from the last commit.
-                let _ = self.consumer.store_offset(topic, partition, next - 1);
-            }
-            if flow == Flow::Stop {
+            let Some(payload) = msg.payload() else {
+                self.shared.counters.empty.fetch_add(1, Ordering::Relaxed);
+                drop(ack);
+                continue;
+            };
+            let mut pbuf = itoa::Buffer::new();
+            let mut obuf = itoa::Buffer::new();
+            let header_list: Vec<(&str, &[u8])> = msg
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key, h.value.unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let meta = RecordMeta {
+                input: Some(input_name),
+                topic: Some(msg.topic()),
+                partition: Some(pbuf.format(partition)),
+                offset: Some(obuf.format(offset)),
+                key: msg.key(),
+                headers: &header_list,
+            };
+            self.shared.counters.records.fetch_add(1, Ordering::Relaxed);
+            if sink.submit(payload, &meta, ack).await.is_err() {
+                // The pipeline closed under us: stop (what was acknowledged
+                // is committed below).
                 break Ok(());
             }
         };
+        // Drain: wait for the records in flight, then store and commit.
+        let deadline = tokio::time::Instant::now() + drain_timeout;
+        loop {
+            let wake = self.shared.wake.notified();
+            {
+                let mut st = self.shared.lock();
+                Shared::store_ready(&mut st, &self.consumer);
+                if st.ledger.total_in_flight() == 0 {
+                    break;
+                }
+            }
+            if tokio::time::timeout_at(deadline, wake).await.is_err() {
+                break;
+            }
+        }
         // Commit what was processed even when stopping on an error; the
         // consumer error, if any, is the one reported.
         let committed = self.commit();
-        result.and(committed).map(|()| stats)
+        result.and(committed)
+    }
+
+    /// Records received but not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.shared.lock().ledger.total_in_flight()
     }
 
     /// Commits the stored offsets now (auto-commit also does, every
@@ -322,15 +480,45 @@ impl KafkaInput {
         }
     }
 
-    /// Rebalances and commit errors seen so far.
+    /// Records, acknowledgements, rebalances and commit errors so far.
     pub fn counters(&self) -> &InputCounters {
-        &self.counters
+        &self.shared.counters
+    }
+
+    /// A handle to the counters and lag that outlives the input.
+    pub fn monitor(&self) -> KafkaMonitor {
+        KafkaMonitor(self.shared.clone())
     }
 
     /// The consumer, for metadata queries (watermarks, committed offsets).
     pub fn consumer(&self) -> &impl Consumer<InputContext> {
         &self.consumer
     }
+}
+
+/// Read-only view of a running input's counters and consumer lag, for metrics.
+#[derive(Clone)]
+pub struct KafkaMonitor(Arc<Shared>);
+
+impl KafkaMonitor {
+    pub fn counters(&self) -> &InputCounters {
+        &self.0.counters
+    }
+
+    /// Consumer lag (messages) per assigned (topic, partition), as of
+    /// librdkafka's last statistics report (`statistics.interval.ms`).
+    pub fn lag(&self) -> BTreeMap<(String, i32), i64> {
+        self.0.lag.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn intern(topics: &mut Vec<Arc<str>>, t: &str) -> Arc<str> {
+    if let Some(a) = topics.iter().find(|a| ***a == *t) {
+        return a.clone();
+    }
+    let a: Arc<str> = Arc::from(t);
+    topics.push(a.clone());
+    a
 }
 
 fn is_fatal(e: &KafkaError) -> bool {
@@ -346,7 +534,7 @@ fn is_fatal(e: &KafkaError) -> bool {
 /// handler has not returned, even when records finish out of order.
 #[derive(Debug, Default)]
 pub struct OffsetLedger {
-    parts: HashMap<(String, i32), PartitionLedger>,
+    parts: HashMap<String, HashMap<i32, PartitionLedger>>,
 }
 
 #[derive(Debug, Default)]
@@ -362,8 +550,11 @@ struct PartitionLedger {
 impl OffsetLedger {
     /// A record was received and is about to be processed.
     pub fn received(&mut self, topic: &str, partition: i32, offset: i64) {
-        let key = (topic.to_owned(), partition);
-        let p = self.parts.entry(key).or_insert_with(|| PartitionLedger {
+        if !self.parts.contains_key(topic) {
+            self.parts.insert(topic.to_owned(), HashMap::new());
+        }
+        let parts = self.parts.get_mut(topic).expect("inserted above");
+        let p = parts.entry(partition).or_insert_with(|| PartitionLedger {
             // Where this member started reading: nothing below it is ours to store.
             stored: offset,
             processed_end: offset,
@@ -376,7 +567,7 @@ impl OffsetLedger {
     /// (one past the last record with nothing unprocessed before it), if it
     /// advanced.
     pub fn processed(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
-        let p = self.parts.get_mut(&(topic.to_owned(), partition))?;
+        let p = self.parts.get_mut(topic)?.get_mut(&partition)?;
         if !p.in_flight.remove(&offset) {
             return None;
         }
@@ -390,7 +581,26 @@ impl OffsetLedger {
 
     /// Forget a partition (after it was revoked).
     pub fn forget(&mut self, topic: &str, partition: i32) {
-        self.parts.remove(&(topic.to_owned(), partition));
+        if let Some(t) = self.parts.get_mut(topic) {
+            t.remove(&partition);
+        }
+    }
+
+    /// Records of one partition received and not yet processed.
+    pub fn in_flight(&self, topic: &str, partition: i32) -> usize {
+        self.parts
+            .get(topic)
+            .and_then(|t| t.get(&partition))
+            .map_or(0, |p| p.in_flight.len())
+    }
+
+    /// Records of every partition received and not yet processed.
+    pub fn total_in_flight(&self) -> usize {
+        self.parts
+            .values()
+            .flat_map(|t| t.values())
+            .map(|p| p.in_flight.len())
+            .sum()
     }
 }
 

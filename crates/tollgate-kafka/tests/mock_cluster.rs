@@ -1,21 +1,27 @@
 //! The Kafka input against librdkafka's in-process mock cluster: simulated
 //! multi-tenant records (key = tenant) are produced to a 3-partition topic
-//! and decoded by the real decoder inside the input's handler. Checked: the
-//! committed position never passes a record whose events were not processed
-//! (observed while auto-commit runs every 10 ms), a stopped consumer's
-//! successor resumes exactly at the committed offsets (no gap, no repeat),
-//! every produced event is processed once (counted by event id), and the
-//! committed offsets equal the end offsets afterwards.
+//! and decoded by the real decoder inside a test sink that acknowledges
+//! records late and out of order (it holds each group of ten and releases
+//! them newest first). Checked: the committed position never passes a
+//! record that was not acknowledged, or one before it (observed while
+//! auto-commit runs every 10 ms); a stopped consumer's successor resumes
+//! exactly at the committed offsets (no gap, no repeat); every produced event
+//! is processed once (counted by event id); and the committed offsets equal
+//! the end offsets afterwards.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tollgate_events::{DecodeConfig, Decoded, Decoder, Format, TenantRule};
+use tollgate_events::{
+    Ack, Closed, DecodeConfig, Decoded, Decoder, Format, RecordMeta, RecordSink, TenantRule,
+};
 use tollgate_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use tollgate_kafka::rdkafka::mocking::MockCluster;
 use tollgate_kafka::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tollgate_kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tollgate_kafka::{Flow, KafkaInputConfig};
+use tollgate_kafka::{no_revoke_hook, KafkaInputConfig};
 use tollgate_sim::{SimConfig, Simulation};
 
 const TOPIC: &str = "records";
@@ -89,59 +95,159 @@ fn input_config(bootstrap: &str) -> KafkaInputConfig {
     c
 }
 
-/// What a run's handler saw.
+/// What a run's sink saw and acknowledged.
 #[derive(Default)]
 struct Seen {
     /// Event id → times processed.
     events: HashMap<String, u64>,
-    /// Per partition: first offset handled and one past the last.
+    /// Per partition: first offset received.
     first: BTreeMap<i32, i64>,
-    processed_end: Vec<i64>,
+    /// Per partition: offsets acknowledged.
+    acked: BTreeMap<i32, BTreeSet<i64>>,
     records: u64,
 }
 
 impl Seen {
-    fn new() -> Self {
-        Seen {
-            processed_end: vec![0; PARTITIONS as usize],
-            ..Seen::default()
+    /// Per partition: one past the end of the acknowledged prefix that
+    /// starts at the first offset received (or `floor` when none).
+    fn done_prefix(&self, floor: &[i64]) -> Vec<i64> {
+        (0..PARTITIONS)
+            .map(|p| {
+                let Some(&start) = self.first.get(&p) else {
+                    return floor[p as usize];
+                };
+                let acked = self.acked.get(&p);
+                let mut o = start;
+                while acked.is_some_and(|a| a.contains(&o)) {
+                    o += 1;
+                }
+                o
+            })
+            .collect()
+    }
+}
+
+/// Decodes each record, holds its `Ack`, and releases the held ones newest
+/// first every ten records; after `stop_after` records it releases all and
+/// asks the input to stop.
+struct LateSink {
+    dec: Decoder,
+    seen: Arc<Mutex<Seen>>,
+    held: Vec<(i32, i64, Ack)>,
+    stop_after: u64,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Called before each hundredth record (the committed-offset check).
+    every_100: Box<dyn FnMut(&Seen) + Send>,
+}
+
+impl LateSink {
+    fn release(&mut self) {
+        let mut seen = self.seen.lock().unwrap();
+        while let Some((p, o, ack)) = self.held.pop() {
+            seen.acked.entry(p).or_default().insert(o);
+            drop(ack);
         }
     }
 }
 
-fn decode_into(
-    dec: &mut Decoder,
-    bytes: &[u8],
-    meta: &tollgate_events::RecordMeta<'_>,
-    seen: &mut Seen,
-) {
-    let mut out = Vec::new();
-    dec.decode(bytes, meta, &mut out);
-    assert!(!out.is_empty());
-    for d in out {
-        let Decoded::Event(ev) = d else {
-            panic!("simulated record did not decode: {d:?}")
-        };
-        assert_eq!(
-            Some(ev.tenant.as_str().as_bytes()),
-            meta.key,
-            "tenant is the Kafka key"
-        );
-        *seen
-            .events
-            .entry(ev.id.expect("simulated events have ids").to_string())
-            .or_default() += 1;
+impl RecordSink for LateSink {
+    fn submit(
+        &mut self,
+        payload: &[u8],
+        meta: &RecordMeta<'_>,
+        ack: Ack,
+    ) -> impl Future<Output = Result<(), Closed>> + Send {
+        let (p, o) = partition_offset(meta);
+        {
+            let mut seen = self.seen.lock().unwrap();
+            if seen.records % 100 == 99 {
+                (self.every_100)(&seen);
+            }
+            seen.first.entry(p).or_insert(o);
+            let mut out = Vec::new();
+            self.dec.decode(payload, meta, &mut out);
+            assert!(!out.is_empty());
+            for d in out {
+                let Decoded::Event(ev) = d else {
+                    panic!("simulated record did not decode: {d:?}")
+                };
+                assert_eq!(
+                    Some(ev.tenant.as_str().as_bytes()),
+                    meta.key,
+                    "tenant is the Kafka key"
+                );
+                *seen
+                    .events
+                    .entry(ev.id.expect("simulated events have ids").to_string())
+                    .or_default() += 1;
+            }
+            seen.records += 1;
+        }
+        self.held.push((p, o, ack));
+        let records = self.seen.lock().unwrap().records;
+        if self.held.len() >= 10 || records == self.stop_after {
+            self.release();
+        }
+        if records == self.stop_after {
+            if let Some(tx) = self.stop.take() {
+                let _ = tx.send(());
+            }
+        }
+        std::future::ready(Ok(()))
     }
 }
 
-fn partition_offset(meta: &tollgate_events::RecordMeta<'_>) -> (i32, i64) {
+fn partition_offset(meta: &RecordMeta<'_>) -> (i32, i64) {
     let p = meta.partition.expect("partition").parse().expect("number");
     let o = meta.offset.expect("offset").parse().expect("number");
     (p, o)
 }
 
+/// Runs one group member until `stop_after` records; returns what it saw.
+fn run_member(
+    rt: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    stop_after: u64,
+    every_100: Box<dyn FnMut(&Seen) + Send>,
+) -> Seen {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut sink = LateSink {
+        dec: Decoder::new(&DecodeConfig::new(Format::Auto, TenantRule::KafkaKey {}))
+            .expect("decoder"),
+        seen: seen.clone(),
+        held: Vec::new(),
+        stop_after,
+        stop: Some(tx),
+        every_100,
+    };
+    let mut input = input_config(bootstrap)
+        .build(no_revoke_hook())
+        .expect("input");
+    rt.block_on(tokio::time::timeout(
+        Duration::from_secs(60),
+        input.run(
+            "test",
+            async {
+                let _ = rx.await;
+            },
+            Duration::from_secs(10),
+            &mut sink,
+        ),
+    ))
+    .expect("run finishes")
+    .expect("run");
+    assert_eq!(input.in_flight(), 0);
+    drop(sink);
+    Arc::try_unwrap(seen)
+        .ok()
+        .expect("sink dropped")
+        .into_inner()
+        .unwrap()
+}
+
 #[test]
-fn offsets_are_stored_only_after_processing_and_resume_without_gaps() {
+fn offsets_are_stored_only_after_acknowledgement_and_resume_without_gaps() {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster
         .create_topic(TOPIC, PARTITIONS, 1)
@@ -149,96 +255,65 @@ fn offsets_are_stored_only_after_processing_and_resume_without_gaps() {
     let bootstrap = cluster.bootstrap_servers();
     let ids = produce(&bootstrap);
     let total_events: u64 = ids.values().sum();
-    let observer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", GROUP)
-        .create()
-        .expect("observer");
+    let observer: Arc<BaseConsumer> = Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", GROUP)
+            .create()
+            .expect("observer"),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     // The stream consumer spawns its waker task on the current runtime.
     let _rt = rt.enter();
-    let mut dec =
-        Decoder::new(&DecodeConfig::new(Format::Auto, TenantRule::KafkaKey {})).expect("decoder");
 
     // First member: stops after FIRST_RUN_RECORDS records. Every 100 records
-    // (before the current one is processed) the group's committed position
-    // is read and must not pass what was processed.
-    let mut first = Seen::new();
-    let mut checks_with_commits = 0;
-    {
-        let mut input = input_config(&bootstrap).build().expect("input");
-        let stats = rt
-            .block_on(tokio::time::timeout(
-                Duration::from_secs(60),
-                input.run(std::future::pending(), |bytes, meta| {
-                    let (p, o) = partition_offset(meta);
-                    if first.records % 100 == 99 {
-                        std::thread::sleep(Duration::from_millis(30));
-                        let c = committed(&observer);
-                        for (q, &c) in c.iter().enumerate() {
-                            assert!(
-                                c <= first.processed_end[q],
-                                "partition {q}: committed {c} passes processed {}",
-                                first.processed_end[q]
-                            );
-                        }
-                        if c.iter().any(|&c| c > 0) {
-                            checks_with_commits += 1;
-                        }
-                    }
-                    first.first.entry(p).or_insert(o);
-                    decode_into(&mut dec, bytes, meta, &mut first);
-                    first.processed_end[p as usize] = o + 1;
-                    first.records += 1;
-                    if first.records == FIRST_RUN_RECORDS {
-                        Flow::Stop
-                    } else {
-                        Flow::Continue
-                    }
-                }),
-            ))
-            .expect("first run finishes")
-            .expect("first run");
-        assert_eq!(stats.records, FIRST_RUN_RECORDS);
-    }
+    // the group's committed position is read and must not pass the
+    // acknowledged prefix.
+    let checks_with_commits = Arc::new(Mutex::new(0u32));
+    let first = {
+        let (observer, checks) = (observer.clone(), checks_with_commits.clone());
+        run_member(
+            &rt,
+            &bootstrap,
+            FIRST_RUN_RECORDS,
+            Box::new(move |seen: &Seen| {
+                // Give auto-commit (every 10 ms) the chance to commit what it may.
+                std::thread::sleep(Duration::from_millis(30));
+                let c = committed(&observer);
+                let done = seen.done_prefix(&[0; PARTITIONS as usize]);
+                for (q, &c) in c.iter().enumerate() {
+                    assert!(
+                        c <= done[q],
+                        "partition {q}: committed {c} passes the acknowledged prefix {}",
+                        done[q]
+                    );
+                }
+                if c.iter().any(|&c| c > 0) {
+                    *checks.lock().unwrap() += 1;
+                }
+            }),
+        )
+    };
+    assert_eq!(first.records, FIRST_RUN_RECORDS);
     assert!(
-        checks_with_commits > 0,
+        *checks_with_commits.lock().unwrap() > 0,
         "auto-commit never committed mid-run, so the check above proved nothing"
     );
     let after_first = committed(&observer);
     assert_eq!(
-        after_first, first.processed_end,
-        "a stopped input commits exactly what it processed"
+        after_first,
+        first.done_prefix(&[0; PARTITIONS as usize]),
+        "a stopped input commits exactly what was acknowledged"
     );
 
     // Second member of the same group: resumes at the committed offsets and
     // runs to the end.
     let remaining = ids.len() as u64 - FIRST_RUN_RECORDS;
-    let mut second = Seen::new();
-    {
-        let mut input = input_config(&bootstrap).build().expect("input");
-        rt.block_on(tokio::time::timeout(
-            Duration::from_secs(60),
-            input.run(std::future::pending(), |bytes, meta| {
-                let (p, o) = partition_offset(meta);
-                second.first.entry(p).or_insert(o);
-                decode_into(&mut dec, bytes, meta, &mut second);
-                second.processed_end[p as usize] = o + 1;
-                second.records += 1;
-                if second.records == remaining {
-                    Flow::Stop
-                } else {
-                    Flow::Continue
-                }
-            }),
-        ))
-        .expect("second run finishes")
-        .expect("second run");
-    }
+    let second = run_member(&rt, &bootstrap, remaining, Box::new(|_: &Seen| {}));
     for (p, &o) in &second.first {
         assert_eq!(
             o, after_first[*p as usize],

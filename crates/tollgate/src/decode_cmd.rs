@@ -9,7 +9,7 @@ use std::io::{self, BufRead, Read, Write};
 use anyhow::Context;
 use tollgate_events::{Decoded, Decoder, RecordMeta, Tally};
 
-use crate::input;
+use tollgate_service::file_input as input;
 
 pub struct Options {
     pub inputs: Vec<String>,

@@ -1,38 +1,39 @@
 //! `tollgate demo`: Tollgate's main job on an embedded Kafka. Starts
 //! librdkafka's in-process mock cluster, produces the simulator's labelled
 //! multi-tenant traffic to a partitioned topic (key = tenant) from a producer
-//! thread, and runs the real Kafka input (`tollgate-kafka`) through decode →
-//! detect, printing each alert as it fires. It stops by itself once every
-//! produced record was consumed (unless `--keep-running`) and prints a
-//! scorecard: records, events, rejections, alerts by detector, and incidents
-//! injected vs detected.
+//! thread, and runs the real service (`tollgate_service::run`: the Kafka
+//! input, the tenant-sharded workers, the alert and dead-letter writers and
+//! the admin endpoint) against it, printing each alert as it fires. It stops
+//! by itself — a graceful shutdown, as on SIGTERM — once every produced
+//! record was consumed (unless `--keep-running`), and prints a scorecard:
+//! records, events, rejections, alerts by detector, and incidents injected
+//! vs detected.
 //!
-//! The incident labels travel out of band, in a `tollgate-demo-incident`
-//! header the decoder and engine never read; only the scorecard does.
-//! Attribution is the scenario suite's (see `eval.rs`): an alert counts for an
-//! incident when its triggering event is one of the incident's records, or —
-//! for volume alerts, which have no event — when it is for the incident's
-//! tenant within the incident's window plus two volume intervals.
-//!
-//! Not here: metrics and the admin endpoint, alert sinks, model persistence
-//! (models live in memory for the run), a real broker.
+//! The incident labels never reach the service: the producer notes the ids
+//! of malicious records, and the scorecard attributes an alert to an
+//! incident by its triggering event's id, as the scenario suite does (see
+//! `eval.rs`); a volume alert (no triggering event) counts for an incident
+//! of its tenant when it falls within the incident's window plus two volume
+//! intervals.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
-use tollgate_detect::{AlertUpdate, DetectConfig, Engine, MemStore};
-use tollgate_events::{DecodeConfig, Decoded, Decoder, Format, Tally, TenantRule};
-use tollgate_kafka::rdkafka::consumer::Consumer;
-use tollgate_kafka::rdkafka::message::{Header, OwnedHeaders};
+use tollgate_detect::{AlertUpdate, DetectConfig};
+use tollgate_events::{DecodeConfig, Format, TenantRule};
+use tollgate_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use tollgate_kafka::rdkafka::mocking::MockCluster;
 use tollgate_kafka::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tollgate_kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tollgate_kafka::{Flow, KafkaInputConfig};
+use tollgate_service::config::{
+    AdminConfig, AlertOutputConfig, DeadLetterConfig, InputConfig, KafkaSection, PipelineConfig,
+    SourceKind,
+};
+use tollgate_service::{Hooks, Metrics, ServiceConfig};
 use tollgate_sim::{Incident, SimConfig, SimConfigError, Simulation};
 
 pub struct Options {
@@ -43,11 +44,13 @@ pub struct Options {
     pub partitions: i32,
     /// Keep consuming after the generated traffic, until Ctrl-C.
     pub keep_running: bool,
+    /// The admin endpoint (metrics, health).
+    pub admin_addr: std::net::SocketAddr,
 }
 
 const TOPIC: &str = "tollgate-records";
 const GROUP: &str = "tollgate-demo";
-const INCIDENT_HEADER: &str = "tollgate-demo-incident";
+const INPUT: &str = "demo";
 /// Records the producer may be ahead of the consumer (≈ 2 MB of simulated
 /// records, well under the mock cluster's 5 MB per partition).
 const MAX_LAG: u64 = 2_000;
@@ -74,14 +77,15 @@ fn simulation(opts: &Options) -> anyhow::Result<(Simulation, Vec<String>)> {
     Ok((sim, dropped))
 }
 
-/// Produces every simulated record (key = tenant, incident index as a
-/// header); `produced` counts delivered-to-librdkafka records, `done` is set
-/// after the final flush.
+/// Produces every simulated record (key = tenant), noting the ids of
+/// malicious ones in `labels` before they are sent; `produced` counts
+/// records handed to librdkafka, `done` is set after the final flush.
 fn produce(
     bootstrap: String,
     sim: Simulation,
+    labels: Arc<Mutex<HashMap<String, u32>>>,
     produced: Arc<AtomicU64>,
-    consumed: Arc<AtomicU64>,
+    consumed: impl Fn() -> u64,
     done: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let producer: BaseProducer = ClientConfig::new()
@@ -89,21 +93,20 @@ fn produce(
         .set("linger.ms", "5")
         .create()
         .context("creating the producer")?;
-    let mut idx = itoa::Buffer::new();
     for rec in sim {
+        if let Some(i) = rec.incident {
+            labels
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(rec.id.to_string(), i);
+        }
         let mut r = BaseRecord::to(TOPIC)
             .key(rec.tenant.as_str())
             .payload(&rec.line);
-        if let Some(i) = rec.incident {
-            r = r.headers(OwnedHeaders::new().insert(Header {
-                key: INCIDENT_HEADER,
-                value: Some(idx.format(i)),
-            }));
-        }
         // Flow control: the mock cluster keeps only the newest 5 MB of each
         // partition (librdkafka's mock log limit) and drops older records, so
         // the producer stays at most MAX_LAG records ahead of the consumer.
-        while produced.load(Ordering::Relaxed) > consumed.load(Ordering::Relaxed) + MAX_LAG {
+        while produced.load(Ordering::Relaxed) > consumed() + MAX_LAG {
             producer.poll(Duration::from_millis(1));
         }
         loop {
@@ -134,98 +137,61 @@ fn produce(
     Ok(())
 }
 
-#[derive(Default, Clone)]
-struct IncidentResult {
-    /// Malicious events seen before the first attributed alert (or in all).
-    seen: u64,
-    /// Malicious events seen when the first alert came.
-    detected_after: Option<u64>,
-}
-
-/// Everything the handler counts, for the scorecard.
-struct Pipeline {
-    dec: Decoder,
-    engine: Engine,
+/// What the alert observer tallies for the scorecard.
+struct Score {
     incidents: Vec<Incident>,
-    results: Vec<IncidentResult>,
+    labels: Arc<Mutex<HashMap<String, u32>>>,
     interval_ms: i64,
-    tally: Tally,
-    events: u64,
-    records: Arc<AtomicU64>,
+    /// Per incident: (first attributed alert's detector, its delay after
+    /// the incident's start in event time).
+    detected: Vec<Option<(&'static str, chrono::Duration)>>,
     fired: BTreeMap<&'static str, u64>,
     resolved: u64,
     false_alerts: u64,
-    last_ts: Option<DateTime<Utc>>,
-    items: Vec<Decoded>,
-    updates: Vec<AlertUpdate>,
 }
 
-impl Pipeline {
-    /// One record: decode, score every event, print and attribute its alerts.
-    /// Returns only when all of it is done (the input then stores its offset).
-    fn record(&mut self, bytes: &[u8], meta: &tollgate_events::RecordMeta<'_>) {
-        let incident: Option<u32> = meta
-            .headers
-            .iter()
-            .find(|(k, _)| *k == INCIDENT_HEADER)
-            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok());
-        self.dec.decode(bytes, meta, &mut self.items);
-        let mut items = std::mem::take(&mut self.items);
-        for d in items.drain(..) {
-            self.tally.add(&d);
-            let Decoded::Event(ev) = d else { continue };
-            self.events += 1;
-            self.engine.process(&ev, &mut self.updates);
-            if let Some(i) = incident {
-                self.results[i as usize].seen += 1;
+impl Score {
+    fn observe(&mut self, u: &AlertUpdate) {
+        let a = match u {
+            AlertUpdate::Fired(a) => a,
+            AlertUpdate::Resolved { .. } => {
+                self.resolved += 1;
+                return;
             }
-            self.last_ts = Some(self.last_ts.map_or(ev.ts, |t| t.max(ev.ts)));
-            self.alerts(incident);
-        }
-        self.items = items;
-        self.records.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn alerts(&mut self, current: Option<u32>) {
-        if self.updates.is_empty() {
-            return;
-        }
-        let mut out = std::io::stdout().lock();
-        for u in self.updates.drain(..) {
-            let a = match u {
-                AlertUpdate::Fired(a) => a,
-                AlertUpdate::Resolved { .. } => {
-                    self.resolved += 1;
-                    continue;
-                }
-            };
-            *self.fired.entry(a.detector.as_str()).or_default() += 1;
-            let hit = crate::eval::incident_of(&a, current, &self.incidents, self.interval_ms);
-            match hit {
-                Some(i) => {
-                    let r = &mut self.results[i];
-                    r.detected_after.get_or_insert(r.seen);
-                }
-                None => self.false_alerts += 1,
+        };
+        *self.fired.entry(a.detector.as_str()).or_default() += 1;
+        let current = a.event_id.as_ref().and_then(|id| {
+            self.labels
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .copied()
+        });
+        let hit = crate::eval::incident_of(a, current, &self.incidents, self.interval_ms);
+        match hit {
+            Some(i) => {
+                let inc = &self.incidents[i];
+                self.detected[i].get_or_insert((a.detector.as_str(), a.ts - inc.start));
             }
-            let label = hit.map_or(String::new(), |i| format!("  <- {}", self.incidents[i].id));
-            // A closed stdout (`| head`) must not stop the pipeline.
-            let _ = writeln!(
-                out,
-                "{}  {:<10} {:<9} {:<8} {}{label}",
-                a.ts.format("%Y-%m-%d %H:%M:%S"),
-                a.tenant.as_str(),
-                a.detector.as_str(),
-                format!("{:?}", a.severity).to_lowercase(),
-                a.summary,
-            );
+            None => self.false_alerts += 1,
         }
+        let label = hit.map_or(String::new(), |i| format!("  <- {}", self.incidents[i].id));
+        // A closed stdout (`| head`) must not stop the pipeline.
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}  {:<10} {:<9} {:<8} {}{label}",
+            a.ts.format("%Y-%m-%d %H:%M:%S"),
+            a.tenant.as_str(),
+            a.detector.as_str(),
+            a.severity.as_str(),
+            a.summary,
+        );
     }
 }
 
 pub fn run(opts: Options) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the runtime")?;
@@ -256,67 +222,100 @@ async fn run_async(opts: Options) -> anyhow::Result<i32> {
             format!(" ({} left out: window too short)", dropped.join(", "))
         }
     );
-    println!("alerts as they fire (event time, tenant, detector, severity, summary):");
 
+    let detect = DetectConfig::default();
+    let interval_ms = detect
+        .clone()
+        .check()
+        .map_err(|e| anyhow::anyhow!("invalid detect configuration: {e}"))?
+        .config()
+        .volume_interval
+        .as_millis_i64();
+    let dead_path = std::env::temp_dir().join(format!(
+        "tollgate-demo-{}-dead-letters.ndjson",
+        std::process::id()
+    ));
+    let mut properties = BTreeMap::new();
+    for (k, v) in [
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "1000"),
+        // The mock broker answers a fetch that finds no new data only after
+        // the full wait, without waking on a produce: with librdkafka's
+        // 500 ms default the consumer idles each time it catches up.
+        ("fetch.wait.max.ms", "10"),
+    ] {
+        properties.insert(k.to_owned(), v.to_owned());
+    }
+    let cfg = ServiceConfig {
+        service: PipelineConfig::default(),
+        admission: Default::default(),
+        dead_letter: DeadLetterConfig {
+            path: Some(dead_path.clone()),
+            ..DeadLetterConfig::default()
+        },
+        // Alerts are printed by the scorecard's observer instead.
+        alerts: AlertOutputConfig {
+            path: None,
+            ..AlertOutputConfig::default()
+        },
+        admin: AdminConfig {
+            addr: Some(opts.admin_addr),
+        },
+        detect,
+        inputs: vec![InputConfig {
+            name: INPUT.to_owned(),
+            source: SourceKind::Kafka,
+            decode: DecodeConfig::new(Format::Auto, TenantRule::KafkaKey {}),
+            kafka: Some(KafkaSection {
+                bootstrap_servers: bootstrap.clone(),
+                topics: vec![TOPIC.to_owned()],
+                group_id: GROUP.to_owned(),
+                queued_max_messages_kbytes: 16 * 1024,
+                properties,
+            }),
+            kinesis: None,
+            file: None,
+        }],
+    };
+
+    let metrics = Metrics::new();
+    let records = metrics.records.with_label_values(&[INPUT]);
     let produced = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
-
-    let cfg = DetectConfig::default()
-        .check()
-        .map_err(|e| anyhow::anyhow!("invalid detect configuration: {e}"))?;
-    let interval_ms = cfg.config().volume_interval.as_millis_i64();
-    let records = Arc::new(AtomicU64::new(0));
-    let mut pipe = Pipeline {
-        dec: Decoder::new(&DecodeConfig::new(Format::Auto, TenantRule::KafkaKey {}))
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-        engine: Engine::new(cfg, Box::new(MemStore::new())),
-        results: vec![IncidentResult::default(); incidents.len()],
+    let labels = Arc::new(Mutex::new(HashMap::new()));
+    let score = Arc::new(Mutex::new(Score {
+        detected: vec![None; incidents.len()],
         incidents,
+        labels: labels.clone(),
         interval_ms,
-        tally: Tally::default(),
-        events: 0,
-        records: records.clone(),
         fired: BTreeMap::new(),
         resolved: 0,
         false_alerts: 0,
-        last_ts: None,
-        items: Vec::new(),
-        updates: Vec::new(),
-    };
-
+    }));
     let producer = {
-        let (b, p, c, d) = (
-            bootstrap.clone(),
-            produced.clone(),
-            records.clone(),
-            done.clone(),
-        );
-        std::thread::spawn(move || produce(b, sim, p, c, d))
+        let (b, p, d, l) = (bootstrap.clone(), produced.clone(), done.clone(), labels);
+        let records = records.clone();
+        std::thread::spawn(move || produce(b, sim, l, p, move || records.get(), d))
     };
-    let mut kcfg = KafkaInputConfig::new(&bootstrap, &[TOPIC], GROUP);
-    kcfg.properties
-        .insert("session.timeout.ms".into(), "6000".into());
-    kcfg.properties
-        .insert("heartbeat.interval.ms".into(), "1000".into());
-    // The mock broker answers a fetch that finds no new data only after the
-    // full wait, without waking on a produce: with librdkafka's 500 ms
-    // default the consumer idles each time it catches up with the producer.
-    kcfg.properties
-        .insert("fetch.wait.max.ms".into(), "10".into());
-    let mut input = kcfg.build().context("starting the Kafka input")?;
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let keep_running = opts.keep_running;
     let all_consumed = {
         let (records, produced, done) = (records.clone(), produced.clone(), done.clone());
+        let bootstrap = bootstrap.clone();
         let progress = std::io::stderr().is_terminal();
         async move {
-            let mut ticks = 0u64;
+            if let Ok(addr) = bound_rx.await {
+                println!("metrics and health: http://{addr}/metrics  http://{addr}/readyz");
+            }
+            println!("alerts as they fire (event time, tenant, detector, severity, summary):");
             if keep_running {
+                eprintln!("--keep-running: consuming until Ctrl-C; produce more records keyed by tenant to {bootstrap} topic {TOPIC}");
                 let _ = tokio::signal::ctrl_c().await;
                 return;
             }
+            let mut ticks = 0u64;
             loop {
-                if done.load(Ordering::Acquire)
-                    && records.load(Ordering::Relaxed) >= produced.load(Ordering::Relaxed)
+                if done.load(Ordering::Acquire) && records.get() >= produced.load(Ordering::Relaxed)
                 {
                     if progress {
                         eprintln!();
@@ -329,36 +328,38 @@ async fn run_async(opts: Options) -> anyhow::Result<i32> {
                     eprint!(
                         "\r{} records produced, {} consumed   ",
                         produced.load(Ordering::Relaxed),
-                        records.load(Ordering::Relaxed)
+                        records.get()
                     );
                 }
             }
         }
     };
-    if keep_running {
-        eprintln!("--keep-running: consuming until Ctrl-C; produce more records keyed by tenant to {bootstrap} topic {TOPIC}");
-    }
-    input
-        .run(all_consumed, |bytes, meta| {
-            pipe.record(bytes, meta);
-            Flow::Continue
-        })
-        .await
-        .context("Kafka input")?;
+    let observer = {
+        let score = score.clone();
+        Box::new(move |u: &AlertUpdate| score.lock().unwrap_or_else(|e| e.into_inner()).observe(u))
+    };
+    let report = tollgate_service::run(
+        cfg,
+        all_consumed,
+        Hooks {
+            observer: Some(observer),
+            admin_bound: Some(bound_tx),
+            metrics: Some(metrics.clone()),
+        },
+    )
+    .await
+    .context("the service")?;
     producer
         .join()
         .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
-
-    // End of input: let every open episode and volume interval close.
-    if let Some(t) = pipe.last_ts {
-        pipe.engine
-            .advance(t + chrono::Duration::days(1), &mut pipe.updates);
-        pipe.alerts(None);
-    }
     let secs = started.elapsed().as_secs_f64();
 
     // The committed offsets, as the group coordinator has them.
-    let consumer = input.consumer();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", GROUP)
+        .create()
+        .context("creating the offset observer")?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..opts.partitions {
         tpl.add_partition(TOPIC, p);
@@ -380,32 +381,42 @@ async fn run_async(opts: Options) -> anyhow::Result<i32> {
         all_committed &= c == Offset::Offset(high) || (high == 0 && c == Offset::Invalid);
     }
 
-    let fired: u64 = pipe.fired.values().sum();
-    let detected = pipe
-        .results
+    let score = score.lock().unwrap_or_else(|e| e.into_inner());
+    let fired: u64 = score.fired.values().sum();
+    let detected = score.detected.iter().filter(|d| d.is_some()).count();
+    let rejected: u64 = metrics
+        .registry
+        .gather()
         .iter()
-        .filter(|r| r.detected_after.is_some())
-        .count();
-    let counters = input.counters();
+        .filter(|f| f.name() == "tollgate_decode_rejections_total")
+        .flat_map(|f| f.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum();
+    let events = report.events_scored();
     println!();
     println!("scorecard ({secs:.1} s)");
     println!(
-        "  records   produced {}  consumed {}  end offsets {}  committed = end offsets: {}  (rebalances {}, commit errors {})",
+        "  records   produced {}  consumed {}  end offsets {}  committed = end offsets: {}",
         produced.load(Ordering::Relaxed),
-        records.load(Ordering::Relaxed),
+        records.get(),
         end_total,
         if all_committed { "yes" } else { "NO" },
-        counters.assignments.load(Ordering::Relaxed),
-        counters.commit_errors.load(Ordering::Relaxed),
     );
     println!(
-        "  events    scored {} ({:.0}/s end to end)  rejections {}  skipped {}",
-        pipe.events,
-        pipe.events as f64 / secs.max(1e-9),
-        pipe.tally.rejected_total(),
-        pipe.tally.skipped_total(),
+        "  events    scored {events} ({:.0}/s end to end, {} workers)  rejections {rejected}{}",
+        events as f64 / secs.max(1e-9),
+        report.workers.len(),
+        if rejected > 0 {
+            format!(" (dead letters in {})", dead_path.display())
+        } else {
+            String::new()
+        }
     );
-    let per: Vec<String> = pipe.fired.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let per: Vec<String> = score
+        .fired
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     println!(
         "  alerts    fired {fired} ({})  resolved {}  not attributed to an incident {}",
         if per.is_empty() {
@@ -413,19 +424,33 @@ async fn run_async(opts: Options) -> anyhow::Result<i32> {
         } else {
             per.join(", ")
         },
-        pipe.resolved,
-        pipe.false_alerts
+        score.resolved,
+        score.false_alerts
     );
     println!(
         "  incidents injected {}  detected {detected}",
-        pipe.incidents.len()
+        score.incidents.len()
     );
-    for (inc, r) in pipe.incidents.iter().zip(&pipe.results) {
-        let verdict = match r.detected_after {
-            Some(n) => format!("detected after {n} malicious event(s)"),
-            None => format!("missed ({} malicious events)", r.seen),
+    for (inc, d) in score.incidents.iter().zip(&score.detected) {
+        let verdict = match d {
+            Some((det, delay)) => format!("detected by {det} {} after it began", humanize(*delay)),
+            None => format!("missed ({} malicious records)", inc.malicious_records),
         };
         println!("    {:<34} {:<10} {verdict}", inc.id, inc.tenant.as_str());
     }
+    if rejected == 0 {
+        let _ = std::fs::remove_file(&dead_path);
+    }
     Ok(0)
+}
+
+fn humanize(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    if s < 120 {
+        format!("{s} s")
+    } else if s < 7200 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{:.1} h", s as f64 / 3600.0)
+    }
 }

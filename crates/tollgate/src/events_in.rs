@@ -11,7 +11,7 @@ use std::collections::BinaryHeap;
 use anyhow::Context;
 use tollgate_events::{Decoded, Decoder, Event, RecordMeta, Tally};
 
-use crate::input;
+use tollgate_service::file_input as input;
 
 /// One input's events, in event-time order.
 pub struct EventStream {

@@ -6,8 +6,8 @@ mod decode_cmd;
 mod demo;
 mod eval;
 mod events_in;
-mod input;
 mod replay;
+mod run_cmd;
 
 use std::process::ExitCode;
 
@@ -47,7 +47,18 @@ enum Cmd {
         /// Keep consuming after the generated traffic, until Ctrl-C.
         #[arg(long)]
         keep_running: bool,
+        /// Address of the metrics and health endpoint.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        admin_addr: std::net::SocketAddr,
     },
+    /// Run the service: the inputs, pipeline and outputs of a configuration file, until SIGTERM/SIGINT.
+    Run {
+        /// The configuration (TOML); `TOLLGATE_SECTION__KEY` environment variables override it.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+    /// Check a configuration file (and the environment's overrides) without starting anything.
+    CheckConfig { config: std::path::PathBuf },
     /// Decode records (NDJSON, a JSON array, or gzip of either) into normalized events on stdout.
     Decode {
         #[command(flatten)]
@@ -194,6 +205,7 @@ fn main() -> ExitCode {
             days,
             partitions,
             keep_running,
+            admin_addr,
         } => demo::run(demo::Options {
             events,
             seed,
@@ -201,7 +213,10 @@ fn main() -> ExitCode {
             days,
             partitions,
             keep_running,
+            admin_addr,
         }),
+        Cmd::Run { config } => run_cmd::run(&config),
+        Cmd::CheckConfig { config } => run_cmd::check(&config),
         Cmd::Decode { decode, inputs } => decode
             .decoder(None)
             .and_then(|d| decode_cmd::run(d, decode_cmd::Options { inputs })),

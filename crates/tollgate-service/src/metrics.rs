@@ -1,0 +1,259 @@
+//! The service's Prometheus metrics, in one registry served on `/metrics`.
+//!
+//! Conventions: `tollgate_` prefix, base units, `_total` counters,
+//! `_seconds` histograms. Labels are bounded: input names, reject/skip
+//! reasons, detectors and severities come from configuration or closed
+//! enums; Kafka partitions from the assignment. No label carries a tenant.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric the service exports.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Records handed over by inputs, by input.
+    pub records: IntCounterVec,
+    /// Events decoded, by input.
+    pub events_decoded: IntCounterVec,
+    /// Decode rejections by input and reason.
+    pub rejections: IntCounterVec,
+    /// Records or events skipped on purpose (control messages, …) by input and reason.
+    pub skips: IntCounterVec,
+    /// Events shed by per-tenant admission while their worker was busy, by input.
+    pub admission_shed: IntCounterVec,
+    /// Events over their tenant's rate admitted because the worker had room, by input.
+    pub admission_over_rate: IntCounterVec,
+    pub events_scored: IntCounter,
+    /// Raw detector scores of scored events, by detector.
+    pub scores: HistogramVec,
+    /// Alert episodes fired, by detector and severity.
+    pub alerts_fired: IntCounterVec,
+    pub alerts_resolved: IntCounter,
+    /// Alert updates written by the alert output, by outcome (`written`, `failed`).
+    pub alert_writes: IntCounterVec,
+    /// Dead letters by outcome (`written`, `failed`) and reason.
+    pub dead_letters: IntCounterVec,
+    /// Arrival at the pipeline → scored, seconds.
+    pub latency: Histogram,
+    /// Event batches waiting per worker.
+    pub queue_depth: IntGaugeVec,
+    pub tenants_resident: IntGauge,
+    pub tenants_created: IntGauge,
+    pub tenants_loaded: IntGauge,
+    pub tenants_evicted: IntGauge,
+    pub tenants_released: IntGauge,
+    pub tenants_warming: IntGauge,
+    pub model_bytes: IntGauge,
+    pub snapshot_writes: IntCounter,
+    pub snapshot_failures: IntCounter,
+    /// Consumer lag (messages) per Kafka input, topic and partition.
+    pub kafka_lag: IntGaugeVec,
+    /// Kafka rebalances by input and kind (`assign`, `revoke`, `lost`).
+    pub kafka_rebalances: IntGaugeVec,
+    pub build_info: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            r.register(Box::new(c.clone())).expect("unique metric");
+            c
+        }
+        fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            r.register(Box::new(g.clone())).expect("unique metric");
+            g
+        }
+        fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            r.register(Box::new(c.clone())).expect("unique metric");
+            c
+        }
+        fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            r.register(Box::new(g.clone())).expect("unique metric");
+            g
+        }
+        let r = &registry;
+        let scores = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_detector_score",
+                "Raw detector scores of scored events (each detector in its own unit).",
+            )
+            .buckets(vec![
+                0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0, 32.0,
+            ]),
+            &["detector"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(scores.clone())).expect("unique metric");
+        let latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "tollgate_processing_latency_seconds",
+                "Time from a record's arrival at the pipeline to its event being scored.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(latency.clone()))
+            .expect("unique metric");
+        let build_info = gauge_vec(
+            r,
+            "tollgate_build_info",
+            "Build information; the value is 1.",
+            &["version"],
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        Metrics {
+            records: counter_vec(
+                r,
+                "tollgate_records_total",
+                "Records handed to the pipeline by inputs.",
+                &["input"],
+            ),
+            events_decoded: counter_vec(
+                r,
+                "tollgate_events_decoded_total",
+                "Events decoded from records.",
+                &["input"],
+            ),
+            rejections: counter_vec(
+                r,
+                "tollgate_decode_rejections_total",
+                "Records or batch elements rejected by the decoder (dead-lettered).",
+                &["input", "reason"],
+            ),
+            skips: counter_vec(
+                r,
+                "tollgate_decode_skips_total",
+                "Records skipped on purpose (control messages, execution logs, empty batches).",
+                &["input", "reason"],
+            ),
+            admission_shed: counter_vec(
+                r,
+                "tollgate_admission_shed_total",
+                "Events over their tenant's admission rate shed while the worker was busy (dead-lettered).",
+                &["input"],
+            ),
+            admission_over_rate: counter_vec(
+                r,
+                "tollgate_admission_over_rate_total",
+                "Events over their tenant's admission rate admitted because the worker had room.",
+                &["input"],
+            ),
+            events_scored: counter(r, "tollgate_events_scored_total", "Events scored."),
+            scores,
+            alerts_fired: counter_vec(
+                r,
+                "tollgate_alerts_fired_total",
+                "Alert episodes opened.",
+                &["detector", "severity"],
+            ),
+            alerts_resolved: counter(
+                r,
+                "tollgate_alerts_resolved_total",
+                "Alert episodes resolved.",
+            ),
+            alert_writes: counter_vec(
+                r,
+                "tollgate_alert_output_writes_total",
+                "Alert updates written by the alert output.",
+                &["outcome"],
+            ),
+            dead_letters: counter_vec(
+                r,
+                "tollgate_dead_letters_total",
+                "Dead letters by outcome and reason.",
+                &["outcome", "reason"],
+            ),
+            latency,
+            queue_depth: gauge_vec(
+                r,
+                "tollgate_worker_queue_batches",
+                "Event batches waiting in each worker's queue.",
+                &["worker"],
+            ),
+            tenants_resident: gauge(
+                r,
+                "tollgate_tenants_resident",
+                "Tenant models in memory.",
+            ),
+            tenants_created: gauge(
+                r,
+                "tollgate_tenants_created",
+                "Tenants started cold since start-up.",
+            ),
+            tenants_loaded: gauge(
+                r,
+                "tollgate_tenants_loaded",
+                "Tenants restored from a snapshot since start-up.",
+            ),
+            tenants_evicted: gauge(
+                r,
+                "tollgate_tenants_evicted",
+                "Tenants evicted to the model store (LRU or idle) since start-up.",
+            ),
+            tenants_released: gauge(
+                r,
+                "tollgate_tenants_released",
+                "Tenants handed to another instance on a partition revocation since start-up.",
+            ),
+            tenants_warming: gauge(
+                r,
+                "tollgate_tenants_warming_up",
+                "Resident tenants still in warm-up (no alerts yet).",
+            ),
+            model_bytes: gauge(
+                r,
+                "tollgate_model_memory_bytes",
+                "Estimated memory of resident tenant models.",
+            ),
+            snapshot_writes: counter(
+                r,
+                "tollgate_snapshot_writes_total",
+                "Periodic and shutdown snapshot rounds that saved every resident model.",
+            ),
+            snapshot_failures: counter(
+                r,
+                "tollgate_snapshot_failures_total",
+                "Snapshot rounds in which a model could not be saved.",
+            ),
+            kafka_lag: gauge_vec(
+                r,
+                "tollgate_kafka_consumer_lag",
+                "Messages between the consumer position and the partition end.",
+                &["input", "topic", "partition"],
+            ),
+            kafka_rebalances: gauge_vec(
+                r,
+                "tollgate_kafka_rebalances",
+                "Kafka rebalance callbacks since start-up.",
+                &["input", "kind"],
+            ),
+            build_info,
+            registry,
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,789 @@
+//! The tenant-sharded pipeline: inputs decode on their side ([`Router`]),
+//! route every event by hash(tenant) to one of N worker threads that own
+//! their tenants' models outright (no locks on the hot path), and the
+//! workers hand alert updates to the alert output. Rejected and shed
+//! records go to the dead-letter writer.
+//!
+//! ```text
+//! input ─▶ Router (decode, admission) ─┬▶ worker 0 (Engine) ─┐
+//!              │                        ├▶ worker 1 (Engine) ─┼▶ alert output (NDJSON)
+//!              └▶ dead letters          └▶ …                  ┘
+//! ```
+//!
+//! Queues are bounded (flume channels), so a slow stage makes `submit`
+//! wait and the wait reaches the source. Completion flows back through the
+//! record's [`Ack`]: each event and dead letter carries a clone, a worker
+//! hands its events' alert updates (with the clone) to the alert output,
+//! and the writers drop their clones only after writing — so an input's
+//! checkpoint passes a record only once everything it turned into is out.
+//!
+//! Event time drives the engines: each worker advances its engine to the
+//! newest event time it has seen (its watermark) less `allowed_lateness`,
+//! every ten seconds of event time, and when idle for `idle_tick` of wall time it moves the watermark
+//! on by the wall time that passed, so episodes resolve and intervals close
+//! when traffic stops.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use tollgate_detect::{
+    AlertUpdate, CheckedConfig, Detector, DirStore, Engine, EngineStats, MemStore, ModelStore,
+};
+use tollgate_events::{Ack, Closed, Decoded, Decoder, Event, RecordMeta, RecordSink, TenantId};
+
+use crate::admission::Admission;
+use crate::config::{AdmissionConfig, ServiceConfig};
+use crate::metrics::Metrics;
+
+/// One event on its way to a worker.
+pub struct Work {
+    pub ev: Event,
+    pub ack: Ack,
+    pub arrived: Instant,
+}
+
+/// Requests to a worker outside the event stream.
+pub enum Control {
+    /// Snapshot (when `save`) and drop these tenants: their partitions went
+    /// to another instance. Replies when done.
+    Release {
+        tenants: Vec<TenantId>,
+        save: bool,
+        done: std::sync::mpsc::Sender<()>,
+    },
+}
+
+/// An alert update on its way out, holding its record's `Ack` (none for
+/// updates made by the passing of time).
+pub struct AlertMsg {
+    pub update: AlertUpdate,
+    pub ack: Option<Ack>,
+}
+
+/// A record (or batch element, or event) that was not scored.
+pub struct DeadLetter {
+    pub input: Arc<str>,
+    /// A `RejectReason` name, or `admission_limit`.
+    pub reason: &'static str,
+    pub detail: String,
+    pub index: Option<usize>,
+    pub tenant: Option<TenantId>,
+    pub topic: Option<String>,
+    pub partition: Option<String>,
+    pub offset: Option<String>,
+    pub payload: Vec<u8>,
+    pub truncated: bool,
+    pub ack: Ack,
+}
+
+/// Stable hash of a tenant id → worker index (the same in every instance
+/// and release, so a tenant's worker never depends on process state).
+pub fn worker_of(tenant: &TenantId, workers: usize) -> usize {
+    (tollgate_detect::hash::StableBuild.hash_one(tenant.as_str()) % workers as u64) as usize
+}
+
+/// Tenants seen per (topic, partition), so a revocation can hand exactly
+/// those tenants' models over.
+pub type PartitionTenants = Arc<Mutex<HashMap<(String, i32), HashSet<TenantId>>>>;
+
+/// The running pipeline's shared ends; inputs get [`Router`]s from it.
+pub struct Pipeline {
+    workers: Vec<flume::Sender<Vec<Work>>>,
+    controls: Vec<flume::Sender<Control>>,
+    dead: flume::Sender<DeadLetter>,
+    pub metrics: Metrics,
+    admission: AdmissionConfig,
+    max_payload: usize,
+    worker_threads: Vec<JoinHandle<WorkerReport>>,
+    alert_thread: Option<JoinHandle<anyhow::Result<u64>>>,
+    dead_thread: Option<JoinHandle<anyhow::Result<u64>>>,
+    started: Instant,
+}
+
+/// What a worker did, returned when it stops.
+#[derive(Debug, Default, Clone)]
+pub struct WorkerReport {
+    pub stats: EngineStats,
+    pub snapshot_errors: u64,
+}
+
+/// Where alert updates go besides the NDJSON output (the demo's scorecard).
+pub type AlertObserver = Box<dyn FnMut(&AlertUpdate) + Send>;
+
+impl Pipeline {
+    /// Starts the workers and the writers.
+    pub fn start(
+        cfg: &ServiceConfig,
+        detect: CheckedConfig,
+        metrics: Metrics,
+        observer: Option<AlertObserver>,
+    ) -> anyhow::Result<Self> {
+        let n = cfg.service.worker_count();
+        let (alert_tx, alert_rx) = flume::bounded::<AlertMsg>(cfg.alerts.queue_capacity);
+        let alert_thread = {
+            let out = open_output(cfg.alerts.path.as_deref(), false)?;
+            let m = metrics.clone();
+            std::thread::Builder::new()
+                .name("tollgate-alerts".into())
+                .spawn(move || alert_writer(alert_rx, out, m, observer))?
+        };
+        let (dead_tx, dead_rx) = flume::bounded::<DeadLetter>(cfg.dead_letter.queue_capacity);
+        let dead_thread = {
+            let out = open_output(cfg.dead_letter.path.as_deref(), true)?;
+            let m = metrics.clone();
+            std::thread::Builder::new()
+                .name("tollgate-dead-letters".into())
+                .spawn(move || dead_letter_writer(dead_rx, out, m))?
+        };
+        let mut workers = Vec::new();
+        let mut controls = Vec::new();
+        let mut worker_threads = Vec::new();
+        for i in 0..n {
+            let (tx, rx) = flume::bounded::<Vec<Work>>(cfg.service.queue_capacity);
+            let (ctx, crx) = flume::unbounded::<Control>();
+            let store: Box<dyn ModelStore> = match &cfg.service.model_dir {
+                Some(d) => Box::new(
+                    DirStore::open(d)
+                        .map_err(|e| anyhow::anyhow!("model directory {}: {e}", d.display()))?,
+                ),
+                None => Box::new(MemStore::new()),
+            };
+            let w = Worker {
+                index: i,
+                engine: Engine::new(detect.clone(), store),
+                rx,
+                control: crx,
+                alerts: alert_tx.clone(),
+                metrics: metrics.clone(),
+                idle_tick: cfg.service.idle_tick.0,
+                lateness: chrono::Duration::from_std(cfg.service.allowed_lateness.0)
+                    .unwrap_or_default(),
+                snapshot_every: cfg.service.snapshot_interval.0,
+                seen_stats: EngineStats::default(),
+            };
+            worker_threads.push(
+                std::thread::Builder::new()
+                    .name(format!("tollgate-worker-{i}"))
+                    .spawn(move || w.run())?,
+            );
+            workers.push(tx);
+            controls.push(ctx);
+        }
+        Ok(Pipeline {
+            workers,
+            controls,
+            dead: dead_tx,
+            metrics,
+            admission: cfg.admission.clone(),
+            max_payload: cfg.dead_letter.max_payload_bytes,
+            worker_threads,
+            alert_thread: Some(alert_thread),
+            dead_thread: Some(dead_thread),
+            started: Instant::now(),
+        })
+    }
+
+    /// A router for one input: its own decoder and admission buckets, the
+    /// shared queues.
+    pub fn router(&self, input: &str, dec: Decoder, track: Option<PartitionTenants>) -> Router {
+        let m = &self.metrics;
+        Router {
+            input: Arc::from(input),
+            dec,
+            items: Vec::new(),
+            admission: Admission::new(
+                self.admission.events_per_second,
+                self.admission.burst,
+                self.admission.max_tenants,
+            ),
+            workers: self.workers.clone(),
+            batches: (0..self.workers.len()).map(|_| Vec::new()).collect(),
+            dead: self.dead.clone(),
+            dead_batch: Vec::new(),
+            max_payload: self.max_payload,
+            track,
+            started: self.started,
+            records: m.records.with_label_values(&[input]),
+            events: m.events_decoded.with_label_values(&[input]),
+            shed: m.admission_shed.with_label_values(&[input]),
+            over_rate: m.admission_over_rate.with_label_values(&[input]),
+            metrics: m.clone(),
+        }
+    }
+
+    /// Asks every worker to snapshot (when `save`) and drop `tenants`;
+    /// blocks until all have. Safe to call from any thread, including
+    /// librdkafka's rebalance callback.
+    pub fn release_tenants(&self, tenants: Vec<TenantId>, save: bool) {
+        release(&self.controls, self.workers.len(), tenants, save);
+    }
+
+    /// A cloneable handle for [`Pipeline::release_tenants`].
+    pub fn releaser(&self) -> impl Fn(Vec<TenantId>, bool) + Send + Sync + 'static {
+        let controls = self.controls.clone();
+        let n = self.workers.len();
+        move |tenants, save| release(&controls, n, tenants, save)
+    }
+
+    /// Events waiting per worker (for metrics).
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.workers.iter().map(|w| w.len()).collect()
+    }
+
+    /// Drains and stops: call after every router was dropped. Workers finish
+    /// their queues and snapshot every model; the writers flush. Returns the
+    /// workers' reports.
+    pub fn finish(mut self) -> anyhow::Result<Vec<WorkerReport>> {
+        self.workers.clear();
+        self.controls.clear();
+        let mut reports = Vec::new();
+        for t in self.worker_threads.drain(..) {
+            reports.push(
+                t.join()
+                    .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?,
+            );
+        }
+        // The workers held the last alert senders; the routers the dead ones.
+        drop(self.dead);
+        if let Some(t) = self.alert_thread.take() {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("the alert writer panicked"))??;
+        }
+        if let Some(t) = self.dead_thread.take() {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("the dead-letter writer panicked"))??;
+        }
+        Ok(reports)
+    }
+}
+
+fn release(controls: &[flume::Sender<Control>], n: usize, tenants: Vec<TenantId>, save: bool) {
+    let mut per: Vec<Vec<TenantId>> = vec![Vec::new(); n];
+    for t in tenants {
+        per[worker_of(&t, n)].push(t);
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let mut waiting = 0;
+    for (i, tenants) in per.into_iter().enumerate() {
+        if tenants.is_empty() {
+            continue;
+        }
+        let msg = Control::Release {
+            tenants,
+            save,
+            done: done_tx.clone(),
+        };
+        if controls[i].send(msg).is_ok() {
+            waiting += 1;
+        }
+    }
+    drop(done_tx);
+    for _ in 0..waiting {
+        if done_rx.recv().is_err() {
+            break;
+        }
+    }
+}
+
+/// Why a dead letter was not scored.
+struct Why {
+    reason: &'static str,
+    detail: String,
+    index: Option<usize>,
+    tenant: Option<TenantId>,
+}
+
+/// One input's entry to the pipeline; see the module docs.
+pub struct Router {
+    input: Arc<str>,
+    dec: Decoder,
+    items: Vec<Decoded>,
+    admission: Admission,
+    workers: Vec<flume::Sender<Vec<Work>>>,
+    batches: Vec<Vec<Work>>,
+    dead: flume::Sender<DeadLetter>,
+    dead_batch: Vec<DeadLetter>,
+    max_payload: usize,
+    track: Option<PartitionTenants>,
+    started: Instant,
+    records: prometheus::IntCounter,
+    events: prometheus::IntCounter,
+    shed: prometheus::IntCounter,
+    over_rate: prometheus::IntCounter,
+    metrics: Metrics,
+}
+
+impl Router {
+    fn dead_letter(
+        &self,
+        payload: &[u8],
+        meta: &RecordMeta<'_>,
+        why: Why,
+        ack: &Ack,
+    ) -> DeadLetter {
+        let Why {
+            reason,
+            detail,
+            index,
+            tenant,
+        } = why;
+        let keep = payload.len().min(self.max_payload);
+        DeadLetter {
+            input: self.input.clone(),
+            reason,
+            detail,
+            index,
+            tenant,
+            topic: meta.topic.map(str::to_owned),
+            partition: meta.partition.map(str::to_owned),
+            offset: meta.offset.map(str::to_owned),
+            payload: payload[..keep].to_vec(),
+            truncated: keep < payload.len(),
+            ack: ack.clone(),
+        }
+    }
+
+    /// Decodes and sorts one record into per-worker batches and dead letters.
+    fn prepare(&mut self, payload: &[u8], meta: &RecordMeta<'_>, ack: &Ack) {
+        self.records.inc();
+        let arrived = Instant::now();
+        let now = arrived.duration_since(self.started).as_secs_f64();
+        self.dec.decode(payload, meta, &mut self.items);
+        let mut items = std::mem::take(&mut self.items);
+        let partition = meta
+            .topic
+            .zip(meta.partition.and_then(|p| p.parse::<i32>().ok()));
+        let mut seen_here: Vec<TenantId> = Vec::new();
+        for d in items.drain(..) {
+            match d {
+                Decoded::Event(ev) => {
+                    self.events.inc();
+                    let w = worker_of(&ev.tenant, self.workers.len());
+                    if !self.admission.take(&ev.tenant, now) {
+                        let cap = self.workers[w].capacity().unwrap_or(usize::MAX);
+                        if self.workers[w].len() * 2 >= cap {
+                            self.shed.inc();
+                            let why = Why {
+                                reason: "admission_limit",
+                                detail: format!(
+                                    "tenant over its admission rate while worker {w} was busy"
+                                ),
+                                index: None,
+                                tenant: Some(ev.tenant.clone()),
+                            };
+                            let dl = self.dead_letter(payload, meta, why, ack);
+                            self.dead_batch.push(dl);
+                            continue;
+                        }
+                        self.over_rate.inc();
+                    }
+                    if partition.is_some() && !seen_here.contains(&ev.tenant) {
+                        seen_here.push(ev.tenant.clone());
+                    }
+                    self.batches[w].push(Work {
+                        ev,
+                        ack: ack.clone(),
+                        arrived,
+                    });
+                }
+                Decoded::Rejected(r) => {
+                    let reason = r.reason.as_str();
+                    self.metrics
+                        .rejections
+                        .with_label_values(&[&self.input, reason])
+                        .inc();
+                    let why = Why {
+                        reason,
+                        detail: r.detail,
+                        index: r.index,
+                        tenant: None,
+                    };
+                    let dl = self.dead_letter(payload, meta, why, ack);
+                    self.dead_batch.push(dl);
+                }
+                Decoded::Skipped(s) => {
+                    self.metrics
+                        .skips
+                        .with_label_values(&[&self.input, s.as_str()])
+                        .inc();
+                }
+            }
+        }
+        self.items = items;
+        if let (Some((topic, p)), Some(track)) = (partition, &self.track) {
+            if !seen_here.is_empty() {
+                let mut t = track.lock().unwrap_or_else(|e| e.into_inner());
+                let set = t.entry((topic.to_owned(), p)).or_default();
+                for tenant in seen_here {
+                    if !set.contains(&tenant) {
+                        set.insert(tenant);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands one record over and waits only for queue space (sync callers:
+    /// file and stdin inputs on their own threads).
+    pub fn submit_blocking(
+        &mut self,
+        payload: &[u8],
+        meta: &RecordMeta<'_>,
+        ack: Ack,
+    ) -> Result<(), Closed> {
+        self.prepare(payload, meta, &ack);
+        drop(ack);
+        for (w, b) in self.batches.iter_mut().enumerate() {
+            if !b.is_empty() {
+                self.workers[w]
+                    .send(std::mem::take(b))
+                    .map_err(|_| Closed)?;
+            }
+        }
+        for dl in self.dead_batch.drain(..) {
+            self.dead.send(dl).map_err(|_| Closed)?;
+        }
+        Ok(())
+    }
+}
+
+impl RecordSink for Router {
+    fn submit(
+        &mut self,
+        payload: &[u8],
+        meta: &RecordMeta<'_>,
+        ack: Ack,
+    ) -> impl std::future::Future<Output = Result<(), Closed>> + Send {
+        self.prepare(payload, meta, &ack);
+        drop(ack);
+        async move {
+            for w in 0..self.batches.len() {
+                if !self.batches[w].is_empty() {
+                    let b = std::mem::take(&mut self.batches[w]);
+                    self.workers[w].send_async(b).await.map_err(|_| Closed)?;
+                }
+            }
+            while let Some(dl) = self.dead_batch.pop() {
+                self.dead.send_async(dl).await.map_err(|_| Closed)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A worker thread: owns an engine (its tenants' models).
+struct Worker {
+    index: usize,
+    engine: Engine,
+    rx: flume::Receiver<Vec<Work>>,
+    control: flume::Receiver<Control>,
+    alerts: flume::Sender<AlertMsg>,
+    metrics: Metrics,
+    idle_tick: Duration,
+    /// The engine's clock trails the watermark by this much.
+    lateness: chrono::Duration,
+    snapshot_every: Duration,
+    /// Engine stats already added to the (process-wide) gauges.
+    seen_stats: EngineStats,
+}
+
+/// How often, in event time, the engine is advanced while events flow.
+const ADVANCE_EVERY_MS: i64 = 10_000;
+
+enum Next {
+    Work(Vec<Work>),
+    Control(Control),
+    Idle,
+    Closed,
+}
+
+impl Worker {
+    fn run(mut self) -> WorkerReport {
+        let mut updates: Vec<AlertUpdate> = Vec::new();
+        let mut watermark: Option<DateTime<Utc>> = None;
+        let mut last_advance_ms = i64::MIN;
+        let mut last_activity = Instant::now();
+        let mut last_snapshot = Instant::now();
+        let mut snapshot_errors = 0u64;
+        let depth = self
+            .metrics
+            .queue_depth
+            .with_label_values(&[&self.index.to_string()]);
+        loop {
+            let next = flume::Selector::new()
+                .recv(&self.control, |r| r.map_or(Next::Closed, Next::Control))
+                .recv(&self.rx, |r| r.map_or(Next::Closed, Next::Work))
+                .wait_timeout(self.idle_tick)
+                .unwrap_or(Next::Idle);
+            match next {
+                Next::Work(batch) => {
+                    depth.set(self.rx.len() as i64);
+                    for w in batch {
+                        let score = self.engine.process(&w.ev, &mut updates);
+                        for d in Detector::ALL {
+                            let s = score.per_detector[d.index()].raw;
+                            if s > 0.0 {
+                                self.metrics
+                                    .scores
+                                    .with_label_values(&[d.as_str()])
+                                    .observe(s);
+                            }
+                        }
+                        let ts = w.ev.ts;
+                        if watermark.is_none_or(|m| ts > m) {
+                            watermark = Some(ts);
+                        }
+                        let wm = watermark.expect("set above");
+                        if wm.timestamp_millis() >= last_advance_ms.saturating_add(ADVANCE_EVERY_MS)
+                        {
+                            self.engine.advance(wm - self.lateness, &mut updates);
+                            last_advance_ms = wm.timestamp_millis();
+                        }
+                        self.metrics
+                            .latency
+                            .observe(w.arrived.elapsed().as_secs_f64());
+                        self.send_updates(&mut updates, Some(&w.ack));
+                        drop(w);
+                    }
+                    last_activity = Instant::now();
+                }
+                Next::Control(Control::Release {
+                    tenants,
+                    save,
+                    done,
+                }) => {
+                    for t in &tenants {
+                        if self.engine.release(t, save).is_err() {
+                            snapshot_errors += 1;
+                            self.metrics.snapshot_failures.inc();
+                        }
+                    }
+                    let _ = done.send(());
+                }
+                Next::Idle => {
+                    let idle = last_activity.elapsed();
+                    if let Some(wm) = watermark.as_mut() {
+                        if idle >= self.idle_tick {
+                            *wm += chrono::Duration::from_std(idle).unwrap_or_default();
+                            last_activity = Instant::now();
+                            self.engine.advance(*wm - self.lateness, &mut updates);
+                            last_advance_ms = wm.timestamp_millis();
+                            self.send_updates(&mut updates, None);
+                        }
+                    }
+                }
+                Next::Closed => {
+                    if self.rx.is_disconnected() && self.rx.is_empty() {
+                        break;
+                    }
+                    // Only the control side closed: keep serving events.
+                    if let Ok(batch) = self.rx.recv() {
+                        for w in batch {
+                            self.engine.process(&w.ev, &mut updates);
+                            self.send_updates(&mut updates, Some(&w.ack));
+                        }
+                        continue;
+                    }
+                    break;
+                }
+            }
+            if last_snapshot.elapsed() >= self.snapshot_every {
+                last_snapshot = Instant::now();
+                self.snapshot(&mut snapshot_errors);
+            }
+            self.publish_stats();
+        }
+        self.snapshot(&mut snapshot_errors);
+        self.publish_stats();
+        WorkerReport {
+            stats: self.engine.stats().clone(),
+            snapshot_errors,
+        }
+    }
+
+    fn snapshot(&mut self, errors: &mut u64) {
+        match self.engine.flush() {
+            Ok(()) => self.metrics.snapshot_writes.inc(),
+            Err(_) => {
+                *errors += 1;
+                self.metrics.snapshot_failures.inc();
+            }
+        }
+    }
+
+    fn send_updates(&mut self, updates: &mut Vec<AlertUpdate>, ack: Option<&Ack>) {
+        for u in updates.drain(..) {
+            match &u {
+                AlertUpdate::Fired(a) => self
+                    .metrics
+                    .alerts_fired
+                    .with_label_values(&[a.detector.as_str(), a.severity.as_str()])
+                    .inc(),
+                AlertUpdate::Resolved { .. } => self.metrics.alerts_resolved.inc(),
+            }
+            // A closed alert output means the service is failing: the
+            // update is lost only if the process exits, and then the record
+            // was never acknowledged (its ack is dropped unsent below only
+            // after `send` failed, which ends the worker's usefulness).
+            let _ = self.alerts.send(AlertMsg {
+                update: u,
+                ack: ack.cloned(),
+            });
+        }
+    }
+
+    /// Moves the engine's counters into the process-wide gauges (deltas,
+    /// so several workers add up).
+    fn publish_stats(&mut self) {
+        let s = self.engine.stats();
+        let m = &self.metrics;
+        let d = |now: u64, before: u64| now as i64 - before as i64;
+        m.events_scored
+            .inc_by(s.events.saturating_sub(self.seen_stats.events));
+        m.tenants_resident
+            .add(s.tenants_resident as i64 - self.seen_stats.tenants_resident as i64);
+        m.tenants_created
+            .add(d(s.tenants_created, self.seen_stats.tenants_created));
+        m.tenants_loaded
+            .add(d(s.tenants_loaded, self.seen_stats.tenants_loaded));
+        m.tenants_evicted.add(d(
+            s.evictions_lru + s.evictions_idle,
+            self.seen_stats.evictions_lru + self.seen_stats.evictions_idle,
+        ));
+        m.tenants_released
+            .add(d(s.tenants_released, self.seen_stats.tenants_released));
+        self.seen_stats = s.clone();
+    }
+}
+
+/// Opens an NDJSON output: `-` is stdout (stderr for dead letters).
+fn open_output(
+    path: Option<&std::path::Path>,
+    stderr_for_dash: bool,
+) -> anyhow::Result<Box<dyn Write + Send>> {
+    Ok(match path {
+        None => Box::new(std::io::sink()),
+        Some(p) if p.as_os_str() == "-" => {
+            if stderr_for_dash {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            }
+        }
+        Some(p) => {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", p.display()))?,
+            )
+        }
+    })
+}
+
+/// Writes alert updates as NDJSON; releases each update's `Ack` only after
+/// the batch it belongs to was written and flushed.
+fn alert_writer(
+    rx: flume::Receiver<AlertMsg>,
+    out: Box<dyn Write + Send>,
+    metrics: Metrics,
+    mut observer: Option<AlertObserver>,
+) -> anyhow::Result<u64> {
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+    let mut written = 0u64;
+    let mut held: Vec<Ack> = Vec::new();
+    let ok = metrics.alert_writes.with_label_values(&["written"]);
+    let failed = metrics.alert_writes.with_label_values(&["failed"]);
+    while let Ok(first) = rx.recv() {
+        let mut msg = Some(first);
+        while let Some(m) = msg {
+            if let Some(obs) = observer.as_mut() {
+                obs(&m.update);
+            }
+            let line = serde_json::to_vec(&m.update)?;
+            match out.write_all(&line).and_then(|()| out.write_all(b"\n")) {
+                Ok(()) => ok.inc(),
+                Err(_) => failed.inc(),
+            }
+            written += 1;
+            held.extend(m.ack);
+            msg = rx.try_recv().ok();
+        }
+        if out.flush().is_err() {
+            failed.inc();
+        }
+        held.clear();
+    }
+    out.flush()?;
+    Ok(written)
+}
+
+/// Writes dead letters as NDJSON (payload as UTF-8 text when it is, base64
+/// otherwise); releases each one's `Ack` after the batch was flushed.
+fn dead_letter_writer(
+    rx: flume::Receiver<DeadLetter>,
+    out: Box<dyn Write + Send>,
+    metrics: Metrics,
+) -> anyhow::Result<u64> {
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+    let mut written = 0u64;
+    let mut held: Vec<Ack> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut msg = Some(first);
+        while let Some(d) = msg {
+            let line = dead_letter_json(&d);
+            let outcome = match out.write_all(line.as_bytes()) {
+                Ok(()) => "written",
+                Err(_) => "failed",
+            };
+            metrics
+                .dead_letters
+                .with_label_values(&[outcome, d.reason])
+                .inc();
+            written += 1;
+            held.push(d.ack);
+            msg = rx.try_recv().ok();
+        }
+        let _ = out.flush();
+        held.clear();
+    }
+    out.flush()?;
+    Ok(written)
+}
+
+/// One dead letter as a JSON line.
+pub fn dead_letter_json(d: &DeadLetter) -> String {
+    let (payload_key, payload) = match std::str::from_utf8(&d.payload) {
+        Ok(s) => ("payload", serde_json::Value::from(s)),
+        Err(_) => (
+            "payload_base64",
+            serde_json::Value::from(base64::engine::general_purpose::STANDARD.encode(&d.payload)),
+        ),
+    };
+    let mut v = serde_json::json!({
+        "at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "input": &*d.input,
+        "reason": d.reason,
+        "detail": d.detail,
+        "index": d.index,
+        "tenant": d.tenant.as_ref().map(TenantId::as_str),
+        "topic": d.topic,
+        "partition": d.partition,
+        "offset": d.offset,
+        "truncated": d.truncated,
+    });
+    v[payload_key] = payload;
+    let mut s = v.to_string();
+    s.push('\n');
+    s
+}
