@@ -206,7 +206,7 @@ pub struct InputConfig {
     pub source: SourceKind,
     pub decode: DecodeConfig,
     pub kafka: Option<KafkaSection>,
-    pub kinesis: Option<toml::Value>,
+    pub kinesis: Option<tollgate_kinesis::KinesisInputConfig>,
     pub file: Option<FileSection>,
 }
 
@@ -344,9 +344,13 @@ impl ServiceConfig {
                     }
                 }
                 SourceKind::Kinesis => {
-                    p.push(format!(
-                        "{at}: the kinesis source is not available in this build yet"
-                    ));
+                    if let Some(k) = &input.kinesis {
+                        if let Err(e) = k.check() {
+                            for e in e.0 {
+                                p.push(format!("{at}.kinesis: {e}"));
+                            }
+                        }
+                    }
                 }
                 SourceKind::File => {
                     if let Some(f) = &input.file {
@@ -587,5 +591,28 @@ kafka = { bootstrap_servers = "", topics = [], group_id = "g" }
             .0
             .join("\n");
         assert!(e.contains("TOLLGATE_INPUTS__5__NAME"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod deploy_examples {
+    use super::*;
+
+    /// The example configurations under `deploy/config/` stay valid.
+    #[test]
+    fn every_example_config_checks_out() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).expect("deploy/config exists") {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                if let Err(e) = ServiceConfig::parse(&text, &p.display().to_string(), Vec::new()) {
+                    panic!("{}:\n{e}", p.display());
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "expected the kafka, kinesis and files examples");
     }
 }

@@ -53,6 +53,12 @@ pub struct Metrics {
     pub kafka_lag: IntGaugeVec,
     /// Kafka rebalances by input and kind (`assign`, `revoke`, `lost`).
     pub kafka_rebalances: IntGaugeVec,
+    /// Kinesis: milliseconds behind the shard's tip, per input and shard.
+    pub kinesis_behind: IntGaugeVec,
+    /// Kinesis: throttled GetRecords calls per input and shard.
+    pub kinesis_throttles: IntGaugeVec,
+    /// Kinesis: KPL aggregates whose magic or MD5 did not check out (passed on raw).
+    pub kinesis_kpl_fallbacks: IntGaugeVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -238,6 +244,24 @@ impl Metrics {
                 "tollgate_kafka_rebalances",
                 "Kafka rebalance callbacks since start-up.",
                 &["input", "kind"],
+            ),
+            kinesis_behind: gauge_vec(
+                r,
+                "tollgate_kinesis_millis_behind_latest",
+                "MillisBehindLatest from the shard's last GetRecords.",
+                &["input", "shard"],
+            ),
+            kinesis_throttles: gauge_vec(
+                r,
+                "tollgate_kinesis_throttled_calls",
+                "GetRecords calls throttled (ProvisionedThroughputExceeded) since start-up.",
+                &["input", "shard"],
+            ),
+            kinesis_kpl_fallbacks: gauge_vec(
+                r,
+                "tollgate_kinesis_kpl_fallbacks",
+                "KPL-looking records passed on raw (bad magic, MD5 or protobuf) since start-up.",
+                &["input", "shard"],
             ),
             build_info,
             registry,

@@ -217,6 +217,16 @@ impl Pipeline {
         }
     }
 
+    /// Makes routers for one input on demand (one per Kinesis shard task).
+    pub fn router_factory(
+        &self,
+        input: &str,
+        dec: Decoder,
+    ) -> impl FnMut() -> Router + Send + 'static {
+        let proto = self.router(input, dec, None);
+        move || proto.fresh()
+    }
+
     /// Asks every worker to snapshot (when `save`) and drop `tenants`;
     /// blocks until all have. Safe to call from any thread, including
     /// librdkafka's rebalance callback.
@@ -320,6 +330,29 @@ pub struct Router {
 }
 
 impl Router {
+    /// Another router for the same input: same queues and decoder, its own
+    /// buffers and admission buckets.
+    fn fresh(&self) -> Router {
+        Router {
+            input: self.input.clone(),
+            dec: self.dec.clone(),
+            items: Vec::new(),
+            admission: self.admission.empty_like(),
+            workers: self.workers.clone(),
+            batches: (0..self.workers.len()).map(|_| Vec::new()).collect(),
+            dead: self.dead.clone(),
+            dead_batch: Vec::new(),
+            max_payload: self.max_payload,
+            track: self.track.clone(),
+            started: self.started,
+            records: self.records.clone(),
+            events: self.events.clone(),
+            shed: self.shed.clone(),
+            over_rate: self.over_rate.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
     fn dead_letter(
         &self,
         payload: &[u8],

@@ -97,6 +97,7 @@ pub async fn run(
     let file_stop = Arc::new(AtomicBool::new(false));
     let mut tasks: Vec<tokio::task::JoinHandle<anyhow::Result<(String, u64)>>> = Vec::new();
     let mut monitors: Vec<(String, KafkaMonitor)> = Vec::new();
+    let mut kinesis_monitors: Vec<(String, Arc<tollgate_kinesis::InputMetrics>)> = Vec::new();
     for input in &cfg.inputs {
         let dec = Decoder::new(&input.decode)
             .map_err(|e| anyhow::anyhow!("input {:?}: {e}", input.name))?;
@@ -169,11 +170,32 @@ pub async fn run(
                     Ok((name, n))
                 }));
             }
-            SourceKind::Kinesis => anyhow::bail!("input {name:?}: kinesis is not available yet"),
+            SourceKind::Kinesis => {
+                let k = input.kinesis.as_ref().expect("checked: kinesis section");
+                let kin = k
+                    .build(&name)
+                    .await
+                    .with_context(|| format!("input {name:?}"))?;
+                kinesis_monitors.push((name.clone(), kin.metrics()));
+                let mut make = pipeline.router_factory(&name, dec);
+                let mut rx = stop_rx.clone();
+                flag.store(true, Ordering::Relaxed);
+                tasks.push(tokio::spawn(async move {
+                    let stop = async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    };
+                    let stats = kin
+                        .run(stop, move |_shard| make())
+                        .await
+                        .with_context(|| format!("input {name:?}"))?;
+                    Ok((name, stats.records))
+                }));
+            }
         }
     }
 
-    // Kafka lag and rebalances into the metrics, every few seconds.
+    // Kafka lag and rebalances, Kinesis shard positions into the metrics,
+    // every few seconds.
     let lag_task = {
         let m = metrics.clone();
         let mut rx = stop_rx.clone();
@@ -194,6 +216,20 @@ pub async fn run(
                         m.kafka_rebalances
                             .with_label_values(&[name, kind])
                             .set(v.load(Ordering::Relaxed) as i64);
+                    }
+                }
+                for (name, mon) in &kinesis_monitors {
+                    for (shard, snap) in mon.shards() {
+                        let l = [name.as_str(), shard.as_str()];
+                        m.kinesis_behind
+                            .with_label_values(&l)
+                            .set(snap.millis_behind_latest);
+                        m.kinesis_throttles
+                            .with_label_values(&l)
+                            .set(snap.throttles as i64);
+                        m.kinesis_kpl_fallbacks
+                            .with_label_values(&l)
+                            .set(snap.kpl_fallbacks as i64);
                     }
                 }
                 tokio::select! {
