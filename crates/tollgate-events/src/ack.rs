@@ -69,7 +69,9 @@ pub struct Closed;
 /// Where an input hands its records. `submit` returns once the record is
 /// accepted (decoded and queued — it waits while the pipeline is full, which
 /// is how backpressure reaches the source); completion is reported later
-/// through the record's [`Ack`].
+/// through the record's [`Ack`]. A sink may hold accepted records back to
+/// batch them: an input calls `flush` before it waits for more records (and
+/// before it waits for acknowledgements), so nothing it submitted stays held.
 pub trait RecordSink: Send {
     fn submit(
         &mut self,
@@ -77,6 +79,11 @@ pub trait RecordSink: Send {
         meta: &RecordMeta<'_>,
         ack: Ack,
     ) -> impl Future<Output = Result<(), Closed>> + Send;
+
+    /// Passes on every record held back for batching.
+    fn flush(&mut self) -> impl Future<Output = Result<(), Closed>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 #[cfg(test)]

@@ -84,6 +84,10 @@ pub struct KafkaInputConfig {
     /// Further librdkafka properties (`auto.offset.reset`,
     /// `session.timeout.ms`, security settings, …), passed through as given.
     pub properties: BTreeMap<String, String>,
+    /// Observes, per record, the seconds from its Kafka timestamp (the
+    /// producer's create time, or the broker's log-append time) to the
+    /// moment it was fully processed (its `Ack` released).
+    pub end_to_end: Option<prometheus::Histogram>,
 }
 
 impl KafkaInputConfig {
@@ -95,6 +99,7 @@ impl KafkaInputConfig {
             queued_max_messages_kbytes: 16 * 1024,
             revoke_timeout: Duration::from_secs(30),
             properties: BTreeMap::new(),
+            end_to_end: None,
         }
     }
 
@@ -167,6 +172,7 @@ impl KafkaInputConfig {
             consumer,
             shared,
             topics: Vec::new(),
+            end_to_end: self.end_to_end.clone(),
         })
     }
 }
@@ -214,6 +220,8 @@ struct Shared {
     acked: Condvar,
     /// Wakes the input to store newly storable offsets.
     wake: tokio::sync::Notify,
+    /// Set by acknowledgements: offsets may be storable.
+    has_storable: std::sync::atomic::AtomicBool,
     counters: InputCounters,
     /// Consumer lag per (topic, partition), from librdkafka's statistics.
     lag: Mutex<BTreeMap<(String, i32), i64>>,
@@ -349,6 +357,7 @@ pub struct KafkaInput {
     shared: Arc<Shared>,
     /// Interned topic names (one `Arc` per topic, cloned into each `Ack`).
     topics: Vec<Arc<str>>,
+    end_to_end: Option<prometheus::Histogram>,
 }
 
 impl KafkaInput {
@@ -372,14 +381,37 @@ impl KafkaInput {
     {
         let mut shutdown = std::pin::pin!(shutdown);
         let result = loop {
-            let msg = tokio::select! {
-                biased;
-                () = &mut shutdown => break Ok(()),
-                () = self.shared.wake.notified() => {
-                    Shared::store_ready(&mut self.shared.lock(), &self.consumer);
-                    continue;
+            if self.shared.has_storable.swap(false, Ordering::AcqRel) {
+                Shared::store_ready(&mut self.shared.lock(), &self.consumer);
+            }
+            // A record ready now is taken without waiting; before waiting,
+            // the sink passes on what it batched (so that every submitted
+            // record can complete while this member waits, rebalances
+            // included).
+            let msg = {
+                let mut recv = std::pin::pin!(self.consumer.recv());
+                let now = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(match recv.as_mut().poll(cx) {
+                        std::task::Poll::Ready(m) => Some(m),
+                        std::task::Poll::Pending => None,
+                    })
+                })
+                .await;
+                match now {
+                    Some(m) if !self.stopping(&mut shutdown).await => m,
+                    Some(_) => break Ok(()),
+                    None => {
+                        if sink.flush().await.is_err() {
+                            break Ok(());
+                        }
+                        tokio::select! {
+                            biased;
+                            () = &mut shutdown => break Ok(()),
+                            () = self.shared.wake.notified() => continue,
+                            m = recv => m,
+                        }
+                    }
                 }
-                m = self.consumer.recv() => m,
             };
             let msg = match msg {
                 Ok(m) => m,
@@ -403,13 +435,22 @@ impl KafkaInput {
             let ack = {
                 let shared = self.shared.clone();
                 let topic = topic.clone();
+                let created_ms = msg.timestamp().to_millis();
+                let e2e = self.end_to_end.clone();
                 Ack::new(move || {
+                    if let (Some(h), Some(t)) = (&e2e, created_ms) {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as i64);
+                        h.observe((now - t).max(0) as f64 / 1000.0);
+                    }
                     let mut st = shared.lock();
                     if let Some(next) = st.ledger.processed(&topic, partition, offset) {
                         st.storable.push((topic, partition, next));
                     }
                     drop(st);
                     shared.counters.acked.fetch_add(1, Ordering::Relaxed);
+                    shared.has_storable.store(true, Ordering::Release);
                     shared.acked.notify_all();
                     shared.wake.notify_one();
                 })
@@ -444,7 +485,9 @@ impl KafkaInput {
                 break Ok(());
             }
         };
-        // Drain: wait for the records in flight, then store and commit.
+        // Drain: pass on what the sink batched, wait for the records in
+        // flight, then store and commit.
+        let _ = sink.flush().await;
         let deadline = tokio::time::Instant::now() + drain_timeout;
         loop {
             let wake = self.shared.wake.notified();
@@ -463,6 +506,12 @@ impl KafkaInput {
         // consumer error, if any, is the one reported.
         let committed = self.commit();
         result.and(committed)
+    }
+
+    /// Whether `shutdown` has resolved (polled once, without waiting).
+    async fn stopping<S: Future<Output = ()>>(&self, shutdown: &mut std::pin::Pin<&mut S>) -> bool {
+        std::future::poll_fn(|cx| std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready()))
+            .await
     }
 
     /// Records received but not yet acknowledged.

@@ -873,6 +873,10 @@ impl<S: RecordSink> ShardReader<S> {
                 other => return Ok(other),
             }
         }
+        // The sink may batch: pass the records on before the next wait.
+        if self.sink.flush().await.is_err() {
+            return Ok(Step::PipelineClosed);
+        }
         Ok(Step::Continue)
     }
 

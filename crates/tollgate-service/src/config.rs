@@ -146,8 +146,8 @@ impl Default for DeadLetterConfig {
 pub struct KafkaSinkConfig {
     pub bootstrap_servers: String,
     pub topic: String,
-    /// librdkafka producer properties (TLS, SASL, …).
-    #[serde(default)]
+    /// librdkafka producer properties (TLS, SASL, …), as for inputs.
+    #[serde(default, deserialize_with = "string_map")]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -220,9 +220,30 @@ pub struct KafkaSection {
     #[serde(default = "default_queued_kbytes")]
     pub queued_max_messages_kbytes: u32,
     /// librdkafka consumer properties passed through (`session.timeout.ms`,
-    /// `security.protocol`, `sasl.*`, `ssl.*`, …).
-    #[serde(default)]
+    /// `security.protocol`, `sasl.*`, `ssl.*`, …). Numbers and booleans are
+    /// taken as their text (`6000` = `"6000"`).
+    #[serde(default, deserialize_with = "string_map")]
     pub properties: BTreeMap<String, String>,
+}
+
+/// A map of librdkafka properties: values may be written (or overridden
+/// from the environment) as numbers or booleans; librdkafka wants text.
+fn string_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, toml::Value>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match v {
+            toml::Value::String(s) => Ok((k, s)),
+            toml::Value::Integer(i) => Ok((k, i.to_string())),
+            toml::Value::Float(f) => Ok((k, f.to_string())),
+            toml::Value::Boolean(b) => Ok((k, b.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "property {k:?}: expected text, a number or a boolean, not {}",
+                other.type_str()
+            ))),
+        })
+        .collect()
 }
 
 fn default_queued_kbytes() -> u32 {
@@ -272,6 +293,11 @@ impl ServiceConfig {
     ) -> Result<Self, ConfigProblems> {
         let mut value: toml::Value = toml::from_str(text)
             .map_err(|e| ConfigProblems(vec![format!("{origin}: {}", e.to_string().trim())]))?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let env_key = env
+            .iter()
+            .find(|(k, _)| k == "TOLLGATE_SUBJECT_KEY")
+            .map(|(_, v)| v.clone());
         let mut problems = apply_env(&mut value, env);
         let cfg: Option<ServiceConfig> = match ServiceConfig::deserialize(value) {
             Ok(c) => Some(c),
@@ -280,9 +306,23 @@ impl ServiceConfig {
                 None
             }
         };
-        let Some(cfg) = cfg else {
+        let Some(mut cfg) = cfg else {
             return Err(ConfigProblems(problems));
         };
+        // `TOLLGATE_SUBJECT_KEY` (as for `decode` and `replay`) is the key of
+        // every input that does not set its own.
+        if let Some(hex) = env_key {
+            match tollgate_events::SubjectKey::from_hex(&hex) {
+                Ok(k) => {
+                    for i in &mut cfg.inputs {
+                        if i.decode.subject_key == tollgate_events::SubjectKey::INSECURE_DEFAULT {
+                            i.decode.subject_key = k.clone();
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("TOLLGATE_SUBJECT_KEY: {e}")),
+            }
+        }
         problems.extend(cfg.problems());
         if problems.is_empty() {
             Ok(cfg)
@@ -417,8 +457,10 @@ impl ServiceConfig {
 /// level, `_` stays `_` (keys are snake_case). Values parse as TOML scalars
 /// where they can (`8`, `true`, `2.5`) and are strings otherwise; a value
 /// that is an inline TOML array or table (`["a","b"]`) is parsed as such.
-/// Variables that name no level (`TOLLGATE_SUBJECT_KEY`, one segment
-/// `TOLLGATE_X`) are left to whoever reads them. Returns problems (an index
+/// Under a `properties` table (librdkafka settings) `_` stands for `.`:
+/// `TOLLGATE_INPUTS__0__KAFKA__PROPERTIES__SASL_PASSWORD` sets
+/// `sasl.password`. Variables that name no level (`TOLLGATE_SUBJECT_KEY`,
+/// one segment `TOLLGATE_X`) are left to whoever reads them. Returns problems (an index
 /// past an array's end, a path through a scalar).
 pub fn apply_env(
     root: &mut toml::Value,
@@ -431,10 +473,17 @@ pub fn apply_env(
         .collect();
     vars.sort();
     for (name, raw) in vars {
-        let path: Vec<String> = name["TOLLGATE_".len()..]
+        let mut path: Vec<String> = name["TOLLGATE_".len()..]
             .split("__")
             .map(str::to_ascii_lowercase)
             .collect();
+        // librdkafka property names use dots, which variable names cannot:
+        // under a `properties` table, `_` stands for `.`.
+        for i in 1..path.len() {
+            if path[i - 1] == "properties" {
+                path[i] = path[i].replace('_', ".");
+            }
+        }
         if path.iter().any(String::is_empty) {
             problems.push(format!("{name}: empty key segment"));
             continue;
@@ -532,7 +581,10 @@ decode = { format = "apigw", tenant = { type = "static", tenant = "acme" } }
                 ("TOLLGATE_SERVICE__MODEL_DIR", "/tmp/models"),
                 ("TOLLGATE_INPUTS__0__NAME", "renamed"),
                 ("TOLLGATE_ADMISSION__EVENTS_PER_SECOND", "0"),
-                ("TOLLGATE_SUBJECT_KEY", "ignored-here"),
+                (
+                    "TOLLGATE_SUBJECT_KEY",
+                    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                ),
                 ("PATH", "/bin"),
             ]),
         )
@@ -544,6 +596,11 @@ decode = { format = "apigw", tenant = { type = "static", tenant = "acme" } }
         );
         assert_eq!(c.inputs[0].name, "renamed");
         assert_eq!(c.admission.events_per_second, 0.0);
+        assert_ne!(
+            c.inputs[0].decode.subject_key,
+            tollgate_events::SubjectKey::INSECURE_DEFAULT,
+            "TOLLGATE_SUBJECT_KEY applies to inputs without their own key"
+        );
     }
 
     #[test]
@@ -573,6 +630,29 @@ kafka = { bootstrap_servers = "", topics = [], group_id = "g" }
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn kafka_properties_accept_numbers_from_the_file_and_the_environment() {
+        let text = r#"
+[[inputs]]
+name = "k"
+source = "kafka"
+decode = { tenant = { type = "kafka_key" } }
+kafka = { bootstrap_servers = "b:9092", topics = ["t"], group_id = "g", properties = { "session.timeout.ms" = 6000 } }
+"#;
+        let c = ServiceConfig::parse(
+            text,
+            "t",
+            env(&[(
+                "TOLLGATE_INPUTS__0__KAFKA__PROPERTIES__SASL_PASSWORD",
+                "12345",
+            )]),
+        )
+        .expect("valid");
+        let p = &c.inputs[0].kafka.as_ref().unwrap().properties;
+        assert_eq!(p["session.timeout.ms"], "6000");
+        assert_eq!(p["sasl.password"], "12345");
     }
 
     #[test]

@@ -123,6 +123,7 @@ pub fn run(
         line.clear();
         loop {
             if stop.load(Ordering::Relaxed) {
+                let _ = router.flush_blocking();
                 return Ok(records);
             }
             let (any, complete) = read_line_append(&mut *src.reader, &mut line, limit)
@@ -131,6 +132,9 @@ pub fn run(
                 // End of the file for now: wait for it to grow (an
                 // unterminated tail stays in `line` until its newline comes).
                 if !any {
+                    if router.flush_blocking().is_err() {
+                        return Ok(records);
+                    }
                     std::thread::sleep(poll);
                 }
                 continue;
@@ -159,6 +163,7 @@ pub fn run(
             line.clear();
         }
     }
+    let _ = router.flush_blocking();
     Ok(records)
 }
 

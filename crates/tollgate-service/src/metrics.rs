@@ -32,9 +32,12 @@ pub struct Metrics {
     /// Alert episodes fired, by detector and severity.
     pub alerts_fired: IntCounterVec,
     pub alerts_resolved: IntCounter,
-    /// Alert updates written by the alert output, by outcome (`written`, `failed`).
+    /// Alert updates written by the alert output (`written`), and failed
+    /// write attempts (`failed`; retried, nothing is dropped).
     pub alert_writes: IntCounterVec,
-    /// Dead letters by outcome (`written`, `failed`) and reason.
+    /// Dead letters written, by reason (`outcome="written"`); failed write
+    /// attempts (`outcome="retry"`, `reason="write"`) and Kafka flush retries
+    /// (`outcome="kafka_retry"`, `reason="flush"`) — retried, never dropped.
     pub dead_letters: IntCounterVec,
     /// Arrival at the pipeline → scored, seconds.
     pub latency: Histogram,
@@ -51,6 +54,8 @@ pub struct Metrics {
     pub snapshot_failures: IntCounter,
     /// Consumer lag (messages) per Kafka input, topic and partition.
     pub kafka_lag: IntGaugeVec,
+    /// Kafka record timestamp → record fully processed, by input.
+    pub kafka_end_to_end: HistogramVec,
     /// Kafka rebalances by input and kind (`assign`, `revoke`, `lost`).
     pub kafka_rebalances: IntGaugeVec,
     /// Kinesis: milliseconds behind the shard's tip, per input and shard.
@@ -109,6 +114,20 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(latency.clone()))
+            .expect("unique metric");
+        let kafka_end_to_end = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_kafka_end_to_end_seconds",
+                "From a Kafka record's timestamp (producer create time) to the record fully processed (events scored, alerts and dead letters written).",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.75, 1.0, 2.5, 5.0,
+                10.0, 30.0,
+            ]),
+            &["input"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(kafka_end_to_end.clone()))
             .expect("unique metric");
         let build_info = gauge_vec(
             r,
@@ -239,6 +258,7 @@ impl Metrics {
                 "Messages between the consumer position and the partition end.",
                 &["input", "topic", "partition"],
             ),
+            kafka_end_to_end,
             kafka_rebalances: gauge_vec(
                 r,
                 "tollgate_kafka_rebalances",

@@ -136,10 +136,14 @@ impl Pipeline {
         let (dead_tx, dead_rx) = flume::bounded::<DeadLetter>(cfg.dead_letter.queue_capacity);
         let dead_thread = {
             let out = open_output(cfg.dead_letter.path.as_deref(), true)?;
+            let kafka = match &cfg.dead_letter.kafka {
+                Some(k) => Some(DeadLetterTopic::new(k)?),
+                None => None,
+            };
             let m = metrics.clone();
             std::thread::Builder::new()
                 .name("tollgate-dead-letters".into())
-                .spawn(move || dead_letter_writer(dead_rx, out, m))?
+                .spawn(move || dead_letter_writer(dead_rx, out, kafka, m))?
         };
         let mut workers = Vec::new();
         let mut controls = Vec::new();
@@ -462,8 +466,10 @@ impl Router {
         }
     }
 
-    /// Hands one record over and waits only for queue space (sync callers:
-    /// file and stdin inputs on their own threads).
+    /// Hands one record over (sync callers: file and stdin inputs on their
+    /// own threads); waits only for queue space. Events are sent on in
+    /// batches of up to [`BATCH_EVENTS`] per worker; call
+    /// [`Router::flush_blocking`] before waiting for input.
     pub fn submit_blocking(
         &mut self,
         payload: &[u8],
@@ -473,7 +479,7 @@ impl Router {
         self.prepare(payload, meta, &ack);
         drop(ack);
         for (w, b) in self.batches.iter_mut().enumerate() {
-            if !b.is_empty() {
+            if b.len() >= BATCH_EVENTS {
                 self.workers[w]
                     .send(std::mem::take(b))
                     .map_err(|_| Closed)?;
@@ -484,7 +490,36 @@ impl Router {
         }
         Ok(())
     }
+
+    /// Sends every partial batch on.
+    pub fn flush_blocking(&mut self) -> Result<(), Closed> {
+        for (w, b) in self.batches.iter_mut().enumerate() {
+            if !b.is_empty() {
+                self.workers[w]
+                    .send(std::mem::take(b))
+                    .map_err(|_| Closed)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_batches(&mut self, min: usize) -> Result<(), Closed> {
+        for w in 0..self.batches.len() {
+            if !self.batches[w].is_empty() && self.batches[w].len() >= min {
+                let b = std::mem::take(&mut self.batches[w]);
+                self.workers[w].send_async(b).await.map_err(|_| Closed)?;
+            }
+        }
+        while let Some(dl) = self.dead_batch.pop() {
+            self.dead.send_async(dl).await.map_err(|_| Closed)?;
+        }
+        Ok(())
+    }
 }
+
+/// Events a router collects per worker before it sends them on (one channel
+/// operation and at most one wake-up per batch instead of per event).
+pub const BATCH_EVENTS: usize = 128;
 
 impl RecordSink for Router {
     fn submit(
@@ -495,18 +530,11 @@ impl RecordSink for Router {
     ) -> impl std::future::Future<Output = Result<(), Closed>> + Send {
         self.prepare(payload, meta, &ack);
         drop(ack);
-        async move {
-            for w in 0..self.batches.len() {
-                if !self.batches[w].is_empty() {
-                    let b = std::mem::take(&mut self.batches[w]);
-                    self.workers[w].send_async(b).await.map_err(|_| Closed)?;
-                }
-            }
-            while let Some(dl) = self.dead_batch.pop() {
-                self.dead.send_async(dl).await.map_err(|_| Closed)?;
-            }
-            Ok(())
-        }
+        self.send_batches(BATCH_EVENTS)
+    }
+
+    fn flush(&mut self) -> impl std::future::Future<Output = Result<(), Closed>> + Send {
+        self.send_batches(1)
     }
 }
 
@@ -724,6 +752,19 @@ fn open_output(
     })
 }
 
+/// Writes `bytes`, retrying with backoff (up to 5 s between tries) until it
+/// succeeds: the caller holds the records' `Ack`s meanwhile, so a full disk
+/// stalls the pipeline (backpressure) instead of losing what it wrote.
+fn write_retrying(out: &mut impl Write, bytes: &[u8], failed: &prometheus::IntCounter) {
+    let mut wait = Duration::from_millis(50);
+    while let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        failed.inc();
+        eprintln!("tollgate: output write failed ({e}); retrying in {wait:?}");
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Writes alert updates as NDJSON; releases each update's `Ack` only after
 /// the batch it belongs to was written and flushed.
 fn alert_writer(
@@ -732,65 +773,139 @@ fn alert_writer(
     metrics: Metrics,
     mut observer: Option<AlertObserver>,
 ) -> anyhow::Result<u64> {
-    let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+    let mut out = out;
+    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut written = 0u64;
     let mut held: Vec<Ack> = Vec::new();
     let ok = metrics.alert_writes.with_label_values(&["written"]);
     let failed = metrics.alert_writes.with_label_values(&["failed"]);
     while let Ok(first) = rx.recv() {
         let mut msg = Some(first);
+        let mut n = 0;
         while let Some(m) = msg {
             if let Some(obs) = observer.as_mut() {
                 obs(&m.update);
             }
-            let line = serde_json::to_vec(&m.update)?;
-            match out.write_all(&line).and_then(|()| out.write_all(b"\n")) {
-                Ok(()) => ok.inc(),
-                Err(_) => failed.inc(),
-            }
-            written += 1;
+            serde_json::to_writer(&mut buf, &m.update)?;
+            buf.push(b'\n');
+            n += 1;
             held.extend(m.ack);
-            msg = rx.try_recv().ok();
+            msg = if buf.len() < (1 << 20) {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
         }
-        if out.flush().is_err() {
-            failed.inc();
-        }
+        write_retrying(&mut out, &buf, &failed);
+        buf.clear();
+        ok.inc_by(n);
+        written += n;
         held.clear();
     }
-    out.flush()?;
     Ok(written)
 }
 
-/// Writes dead letters as NDJSON (payload as UTF-8 text when it is, base64
-/// otherwise); releases each one's `Ack` after the batch was flushed.
+/// A Kafka topic for dead letters (key = tenant, else input name).
+pub struct DeadLetterTopic {
+    producer: tollgate_kafka::rdkafka::producer::BaseProducer,
+    topic: String,
+}
+
+impl DeadLetterTopic {
+    fn new(k: &crate::config::KafkaSinkConfig) -> anyhow::Result<Self> {
+        let mut c = tollgate_kafka::rdkafka::ClientConfig::new();
+        for (key, v) in &k.properties {
+            c.set(key, v);
+        }
+        c.set("bootstrap.servers", &k.bootstrap_servers)
+            .set("enable.idempotence", "true");
+        let producer = c
+            .create()
+            .map_err(|e| anyhow::anyhow!("dead-letter producer: {e}"))?;
+        Ok(DeadLetterTopic {
+            producer,
+            topic: k.topic.clone(),
+        })
+    }
+
+    fn send(&self, key: &str, line: &str) {
+        use tollgate_kafka::rdkafka::producer::BaseRecord;
+        let mut r = BaseRecord::to(&self.topic)
+            .key(key)
+            .payload(line.trim_end());
+        loop {
+            match self.producer.send(r) {
+                Ok(()) => return,
+                Err((_, back)) => {
+                    // Queue full: let deliveries drain, then retry.
+                    self.producer.poll(Duration::from_millis(10));
+                    r = back;
+                }
+            }
+        }
+    }
+
+    /// Waits until every dead letter sent so far is acknowledged by the
+    /// broker, retrying through an outage (the records' `Ack`s are held
+    /// meanwhile, so their offsets wait too: nothing is lost).
+    fn flush(&self, failed: &prometheus::IntCounter) {
+        use tollgate_kafka::rdkafka::producer::Producer;
+        while self.producer.flush(Duration::from_secs(10)).is_err() {
+            failed.inc();
+        }
+    }
+}
+
+/// Writes dead letters as NDJSON to the file and/or the Kafka topic
+/// (payload as UTF-8 text when it is, base64 otherwise); releases each
+/// one's `Ack` only after its batch was written and flushed everywhere
+/// (retrying through failures: nothing is released unwritten).
 fn dead_letter_writer(
     rx: flume::Receiver<DeadLetter>,
     out: Box<dyn Write + Send>,
+    kafka: Option<DeadLetterTopic>,
     metrics: Metrics,
 ) -> anyhow::Result<u64> {
-    let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+    let mut out = out;
+    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut written = 0u64;
     let mut held: Vec<Ack> = Vec::new();
+    let mut reasons: Vec<&'static str> = Vec::new();
+    let failed = metrics.dead_letters.with_label_values(&["retry", "write"]);
+    let kafka_failed = metrics
+        .dead_letters
+        .with_label_values(&["kafka_retry", "flush"]);
     while let Ok(first) = rx.recv() {
         let mut msg = Some(first);
         while let Some(d) = msg {
             let line = dead_letter_json(&d);
-            let outcome = match out.write_all(line.as_bytes()) {
-                Ok(()) => "written",
-                Err(_) => "failed",
+            buf.extend_from_slice(line.as_bytes());
+            if let Some(k) = &kafka {
+                let key = d.tenant.as_ref().map_or(&*d.input, TenantId::as_str);
+                k.send(key, &line);
+            }
+            reasons.push(d.reason);
+            held.push(d.ack);
+            msg = if buf.len() < (1 << 20) {
+                rx.try_recv().ok()
+            } else {
+                None
             };
+        }
+        write_retrying(&mut out, &buf, &failed);
+        buf.clear();
+        if let Some(k) = &kafka {
+            k.flush(&kafka_failed);
+        }
+        for r in reasons.drain(..) {
             metrics
                 .dead_letters
-                .with_label_values(&[outcome, d.reason])
+                .with_label_values(&["written", r])
                 .inc();
             written += 1;
-            held.push(d.ack);
-            msg = rx.try_recv().ok();
         }
-        let _ = out.flush();
         held.clear();
     }
-    out.flush()?;
     Ok(written)
 }
 

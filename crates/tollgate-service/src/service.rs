@@ -125,8 +125,9 @@ pub async fn run(
                         release(tenants, !lost);
                     })
                 };
-                let mut kin = k
-                    .input_config(deadline)
+                let mut kcfg = k.input_config(deadline);
+                kcfg.end_to_end = Some(metrics.kafka_end_to_end.with_label_values(&[&name]));
+                let mut kin = kcfg
                     .build(hook)
                     .with_context(|| format!("input {name:?}"))?;
                 monitors.push((name.clone(), kin.monitor()));
@@ -201,6 +202,8 @@ pub async fn run(
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
             loop {
+                // Partitions this member no longer owns drop out of the gauge.
+                m.kafka_lag.reset();
                 for (name, mon) in &monitors {
                     for ((topic, p), lag) in mon.lag() {
                         m.kafka_lag

@@ -42,6 +42,14 @@ pub fn run(path: &Path) -> anyhow::Result<i32> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    for i in &cfg.inputs {
+        if i.decode.subject_key == tollgate_events::SubjectKey::INSECURE_DEFAULT {
+            eprintln!(
+                "tollgate: warning: input {:?} hashes token subjects with the built-in demo key; set TOLLGATE_SUBJECT_KEY or decode.subject_key",
+                i.name
+            );
+        }
+    }
     tollgate_service::abort_on_panic();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,0 +1,119 @@
+//! Load generator and broker-ceiling probe for `benches/load-kafka.sh`.
+//!
+//! ```text
+//! kafka_load produce BROKERS TOPIC EVENTS TENANTS [RATE] [SEED]
+//!     produces EVENTS simulated records (one event each, key = tenant) over
+//!     TENANTS tenants; RATE > 0 paces them at RATE events/s. Prints
+//!     `produced N in S s (R/s)`.
+//! kafka_load ceiling BROKERS TOPIC EVENTS
+//!     a bare consumer (new group, from the start) that reads EVENTS records
+//!     and does nothing with them: the broker's ceiling on this machine.
+//!     Prints `consumed N in S s (R/s)`.
+//! ```
+//! Every record carries one event, so records/s = events/s.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use tollgate_sim::{SimConfig, Simulation};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    match arg(0).as_str() {
+        "produce" => produce(
+            &arg(1),
+            &arg(2),
+            arg(3).parse().expect("EVENTS"),
+            arg(4).parse().expect("TENANTS"),
+            arg(5).parse().unwrap_or(0.0),
+            arg(6).parse().unwrap_or(1),
+        ),
+        "ceiling" => ceiling(&arg(1), &arg(2), arg(3).parse().expect("EVENTS")),
+        _ => {
+            eprintln!("usage: kafka_load produce BROKERS TOPIC EVENTS TENANTS [RATE] [SEED] | ceiling BROKERS TOPIC EVENTS");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn produce(brokers: &str, topic: &str, events: u64, tenants: usize, rate: f64, seed: u64) {
+    let sim = Simulation::new(SimConfig {
+        seed,
+        tenants,
+        events,
+        duration: Duration::from_secs(2 * 86_400),
+        incidents_per_scenario: 0,
+        scenarios: Vec::new(),
+        ..SimConfig::default()
+    })
+    .expect("valid simulation");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let started = Instant::now();
+    let mut n = 0u64;
+    for rec in sim {
+        if rate > 0.0 {
+            let due = started + Duration::from_secs_f64(n as f64 / rate);
+            while Instant::now() < due {
+                producer.poll(Duration::from_millis(1));
+            }
+        }
+        let mut r = BaseRecord::to(topic)
+            .key(rec.tenant.as_str())
+            .payload(&rec.line);
+        loop {
+            match producer.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    producer.poll(Duration::from_millis(5));
+                    r = back;
+                }
+            }
+        }
+        n += 1;
+        if n.is_multiple_of(1024) {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(120)).expect("flush");
+    let s = started.elapsed().as_secs_f64();
+    println!("produced {n} in {s:.2} s ({:.0}/s)", n as f64 / s);
+}
+
+fn ceiling(brokers: &str, topic: &str, events: u64) {
+    let group = format!("ceiling-{}", std::process::id());
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", &group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[topic]).expect("subscribe");
+    let mut n = 0u64;
+    let mut bytes = 0usize;
+    let mut started = None;
+    while n < events {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            started.get_or_insert_with(Instant::now);
+            bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
+            n += 1;
+        }
+    }
+    let s = started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    println!(
+        "consumed {n} in {s:.2} s ({:.0}/s, {:.0} MB/s)",
+        n as f64 / s,
+        bytes as f64 / s / 1e6
+    );
+}

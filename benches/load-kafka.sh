@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Load benchmark of `tollgate run` against a real Kafka-protocol broker
+# (tansu, in memory, on loopback). Not a test: it prints figures for the
+# README's performance table.
+#
+#   benches/load-kafka.sh [EVENTS] [PARTITIONS]     (default 2000000, 4)
+#
+# 1. ceiling: a bare rdkafka consumer reads EVENTS records and does nothing;
+# 2. throughput: `tollgate run` consumes the same topic (new group) and
+#    scores every event; sustained events/s from the first to the last scored
+#    (one event per record, so records/s = events/s);
+# 3. latency: Tollgate consumes while the producer paces records at half of
+#    Tollgate's measured rate; p50/p99 from the record's Kafka timestamp to
+#    the record fully processed (tollgate_kafka_end_to_end_seconds);
+# 4. memory: 10,000 tenants, resident set size once all are scored.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS="${1:-2000000}"
+PARTS="${2:-4}"
+eval "$(scripts/services)"
+cargo build --release -q -p tollgate -p tollgate-benches --example kafka_load
+TG=target/release/tollgate
+LOAD=target/release/examples/kafka_load
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+port=$(free_port)
+broker="127.0.0.1:$port"
+"$TOLLGATE_TANSU_BIN" broker --listener-url "tcp://$broker" --advertised-listener-url "tcp://$broker" \
+  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+
+topic() { "$TOLLGATE_TANSU_BIN" topic create "$1" --broker "tcp://$broker" --partitions "$PARTS" >/dev/null; }
+
+metric() { # NAME [ADDR] -> summed value
+  curl -s "http://$2/metrics" | awk -v n="$1" '$1==n || index($1, n"{")==1 {s+=$2} END {printf "%.0f\n", s}'
+}
+
+# Starts `tollgate run` on TOPIC with a fresh group; sets TG_PID and ADMIN.
+start_tollgate() {
+  local t="$1" g="$2"
+  local admin_port; admin_port=$(free_port)
+  ADMIN="127.0.0.1:$admin_port"
+  cat >"$work/$g.toml" <<TOML
+[service]
+model_dir = "$work/models-$g"
+[alerts]
+path = "$work/alerts-$g.ndjson"
+[dead_letter]
+path = "$work/dead-$g.ndjson"
+[admin]
+addr = "$ADMIN"
+[admission]
+events_per_second = 0
+[[inputs]]
+name = "load"
+source = "kafka"
+decode = { format = "auto", tenant = { type = "kafka_key" } }
+[inputs.kafka]
+bootstrap_servers = "$broker"
+topics = ["$t"]
+group_id = "$g"
+properties = { "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000", "fetch.wait.max.ms" = "50" }
+TOML
+  "$TG" run --config "$work/$g.toml" 2>"$work/$g.log" &
+  TG_PID=$!
+  pids+=($TG_PID)
+  for _ in $(seq 100); do curl -sf "http://$ADMIN/healthz" >/dev/null && break; sleep 0.1; done
+}
+
+wait_scored() { # N -> prints seconds from first to last scored event
+  local n="$1" first="" now c
+  while :; do
+    c=$(metric tollgate_events_scored_total "$ADMIN")
+    now=$(date +%s.%N)
+    if [ -z "$first" ] && [ "$c" -gt 0 ]; then first=$now; first_c=$c; fi
+    if [ "$c" -ge "$n" ]; then break; fi
+    sleep 0.2
+  done
+  python3 -c "print(f'{$now-$first:.2f} {($n-$first_c)/($now-$first):.0f}')"
+}
+
+echo "== producing $EVENTS events to $PARTS partitions (tansu at $broker)"
+topic bench
+"$LOAD" produce "$broker" bench "$EVENTS" 100
+
+echo "== 1. broker ceiling: bare consumer"
+ceiling=$("$LOAD" ceiling "$broker" bench "$EVENTS")
+echo "$ceiling"
+ceil_rate=$(echo "$ceiling" | sed -E 's/.*\(([0-9]+)\/s.*/\1/')
+
+echo "== 2. tollgate run: sustained throughput"
+start_tollgate bench tg1
+read -r secs rate < <(wait_scored "$EVENTS")
+kill -TERM "$TG_PID"; wait "$TG_PID" || true
+echo "tollgate scored $EVENTS events: ${rate}/s over ${secs} s = $(python3 -c "print(f'{100*$rate/$ceil_rate:.0f}')")% of the ceiling"
+
+echo "== 3. latency at half of Tollgate's rate"
+half=$((rate / 2))
+lat_events=$((half * 30))
+topic latency
+start_tollgate latency tg2
+"$LOAD" produce "$broker" latency "$lat_events" 100 "$half" 2
+wait_scored "$lat_events" >/dev/null
+curl -s "http://$ADMIN/metrics" | grep '^tollgate_kafka_end_to_end_seconds_bucket' >"$work/buckets"
+kill -TERM "$TG_PID"; wait "$TG_PID" || true
+python3 - "$work/buckets" <<'PY'
+import re, sys
+b = []
+for line in open(sys.argv[1]):
+    m = re.search(r'le="([^"]+)"\} (\S+)', line)
+    b.append((float('inf') if m.group(1) == '+Inf' else float(m.group(1)), float(m.group(2))))
+b.sort()
+total = b[-1][1]
+def q(p):
+    want, prev_le, prev_c = p * total, 0.0, 0.0
+    for le, c in b:
+        if c >= want:
+            if le == float('inf'):
+                return prev_le
+            return prev_le + (le - prev_le) * (want - prev_c) / max(c - prev_c, 1e-9)
+        prev_le, prev_c = le, c
+print(f"end-to-end latency over {total:.0f} records: p50 {q(0.5)*1000:.0f} ms, p99 {q(0.99)*1000:.0f} ms")
+PY
+
+echo "== 4. resident memory with 10,000 tenants"
+topic tenants
+"$LOAD" produce "$broker" tenants 1000000 10000 0 3 >/dev/null
+start_tollgate tenants tg3
+wait_scored 1000000 >/dev/null
+echo "tollgate RSS with 10,000 tenants: $(awk '/VmRSS/{printf "%.0f MiB", $2/1024}' /proc/$TG_PID/status) (peak $(awk '/VmHWM/{printf "%.0f MiB", $2/1024}' /proc/$TG_PID/status)); tenants resident: $(metric tollgate_tenants_resident "$ADMIN")"
+kill -TERM "$TG_PID"; wait "$TG_PID" || true
