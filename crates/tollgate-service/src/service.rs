@@ -7,6 +7,7 @@
 //! commit offsets; then the workers drain their queues and snapshot every
 //! model, the writers flush; all within `service.shutdown_deadline`.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -173,17 +174,23 @@ pub async fn run(
         }
     }
 
-    // Kafka lag and rebalances into the metrics, every few seconds.
+    // Kafka lag and rebalances into the metrics, every few seconds. A
+    // partition that was revoked loses its lag series (another instance
+    // reports it now).
     let lag_task = {
         let m = metrics.clone();
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
+            let mut shown: HashSet<[String; 3]> = HashSet::new();
             loop {
+                let mut now_shown = HashSet::new();
                 for (name, mon) in &monitors {
                     for ((topic, p), lag) in mon.lag() {
+                        let labels = [name.clone(), topic, p.to_string()];
                         m.kafka_lag
-                            .with_label_values(&[name, &topic, &p.to_string()])
+                            .with_label_values(&[&labels[0], &labels[1], &labels[2]])
                             .set(lag);
+                        now_shown.insert(labels);
                     }
                     let c = mon.counters();
                     for (kind, v) in [
@@ -196,6 +203,10 @@ pub async fn run(
                             .set(v.load(Ordering::Relaxed) as i64);
                     }
                 }
+                for [input, topic, p] in shown.difference(&now_shown) {
+                    let _ = m.kafka_lag.remove_label_values(&[input, topic, p]);
+                }
+                shown = now_shown;
                 tokio::select! {
                     _ = rx.wait_for(|s| *s) => break,
                     () = tokio::time::sleep(Duration::from_secs(2)) => {}
