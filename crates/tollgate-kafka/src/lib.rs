@@ -264,9 +264,18 @@ impl ClientContext for InputContext {
         let mut lag = self.shared.lag.lock().unwrap_or_else(|e| e.into_inner());
         for (topic, t) in &stats.topics {
             for (id, p) in &t.partitions {
-                // -1 is librdkafka's "internal UA" partition and "unknown" lag.
-                if *id >= 0 && p.consumer_lag >= 0 {
-                    lag.insert((topic.clone(), *id), p.consumer_lag);
+                // -1 is librdkafka's "internal UA" partition and "unknown"
+                // lag. A partition no longer assigned (not `desired`) stays
+                // in the statistics with its last lag: drop it, another
+                // member reports it now.
+                if *id < 0 {
+                    continue;
+                }
+                let key = (topic.clone(), *id);
+                if p.desired && p.consumer_lag >= 0 {
+                    lag.insert(key, p.consumer_lag);
+                } else {
+                    lag.remove(&key);
                 }
             }
         }

@@ -62,6 +62,17 @@ pub struct PipelineConfig {
     /// clock, so events that arrive slightly out of order (several
     /// partitions, several inputs) still land in open volume intervals.
     pub allowed_lateness: Dur,
+    /// An audit trail of scoring (default: none): every worker appends one
+    /// JSON line per event it scored to this file,
+    /// `{"tenant":…,"id":…,"input":…,"partition":…,"offset":…,"at_ms":…}`
+    /// (`id`, `partition`, `offset` are strings or `null`; `at_ms` is the
+    /// wall-clock time of scoring in Unix milliseconds). A batch's lines are
+    /// written with one append before the batch's records are acknowledged,
+    /// so a committed offset implies its events are in the file (a crash may
+    /// leave lines for events that are scored again after the restart:
+    /// at-least-once). Meant for tests and audits, not for high volume:
+    /// it costs a write per batch.
+    pub scored_log: Option<PathBuf>,
 }
 
 impl Default for PipelineConfig {
@@ -74,6 +85,7 @@ impl Default for PipelineConfig {
             shutdown_deadline: Dur(Duration::from_secs(30)),
             idle_tick: Dur(Duration::from_secs(1)),
             allowed_lateness: Dur(Duration::from_secs(120)),
+            scored_log: None,
         }
     }
 }

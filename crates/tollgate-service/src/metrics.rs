@@ -52,6 +52,8 @@ pub struct Metrics {
     pub model_bytes: IntGauge,
     pub snapshot_writes: IntCounter,
     pub snapshot_failures: IntCounter,
+    /// Batches whose lines could not be appended to `service.scored_log`.
+    pub scored_log_failures: IntCounter,
     /// Consumer lag (messages) per Kafka input, topic and partition.
     pub kafka_lag: IntGaugeVec,
     /// Kafka record timestamp → record fully processed, by input.
@@ -251,6 +253,11 @@ impl Metrics {
                 r,
                 "tollgate_snapshot_failures_total",
                 "Snapshot rounds in which a model could not be saved.",
+            ),
+            scored_log_failures: counter(
+                r,
+                "tollgate_scored_log_failures_total",
+                "Batches of scored events that could not be appended to the scored log.",
             ),
             kafka_lag: gauge_vec(
                 r,

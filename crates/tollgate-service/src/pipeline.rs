@@ -16,6 +16,8 @@
 //! hands its events' alert updates (with the clone) to the alert output,
 //! and the writers drop their clones only after writing — so an input's
 //! checkpoint passes a record only once everything it turned into is out.
+//! With `service.scored_log` set, a worker also appends one line per scored
+//! event, once per batch, before it drops the batch's clones.
 //!
 //! Event time drives the engines: each worker advances its engine to the
 //! newest event time it has seen (its watermark) less `allowed_lateness`,
@@ -158,6 +160,10 @@ impl Pipeline {
                 ),
                 None => Box::new(MemStore::new()),
             };
+            let scored_log = match &cfg.service.scored_log {
+                Some(p) => Some(ScoredLog::open(p)?),
+                None => None,
+            };
             let w = Worker {
                 index: i,
                 engine: Engine::new(detect.clone(), store),
@@ -170,6 +176,7 @@ impl Pipeline {
                     .unwrap_or_default(),
                 snapshot_every: cfg.service.snapshot_interval.0,
                 seen_stats: EngineStats::default(),
+                scored_log,
             };
             worker_threads.push(
                 std::thread::Builder::new()
@@ -517,6 +524,25 @@ impl Router {
     }
 }
 
+impl Drop for Router {
+    /// A router dropped with events still batched sends them on, so their
+    /// records are scored before they are acknowledged. If the workers are
+    /// gone, the events' `Ack`s are leaked rather than dropped: their
+    /// records stay unacknowledged and are read again after a restart.
+    fn drop(&mut self) {
+        for (w, b) in self.batches.iter_mut().enumerate() {
+            if b.is_empty() {
+                continue;
+            }
+            if let Err(flume::SendError(batch)) = self.workers[w].send(std::mem::take(b)) {
+                for work in batch {
+                    std::mem::forget(work.ack);
+                }
+            }
+        }
+    }
+}
+
 /// Events a router collects per worker before it sends them on (one channel
 /// operation and at most one wake-up per batch instead of per event).
 pub const BATCH_EVENTS: usize = 128;
@@ -552,6 +578,69 @@ struct Worker {
     snapshot_every: Duration,
     /// Engine stats already added to the (process-wide) gauges.
     seen_stats: EngineStats,
+    /// `service.scored_log`, when configured.
+    scored_log: Option<ScoredLog>,
+}
+
+/// The scored-events audit log of one worker (`service.scored_log`): lines
+/// are gathered per batch and appended with one `write` (the file is opened
+/// with `O_APPEND`, so the workers' batches never interleave mid-line)
+/// before the batch's acknowledgements are released.
+struct ScoredLog {
+    file: std::fs::File,
+    buf: Vec<u8>,
+}
+
+/// One line of the scored log.
+#[derive(serde::Serialize)]
+struct ScoredLine<'a> {
+    tenant: &'a str,
+    id: Option<&'a str>,
+    input: Option<&'a str>,
+    partition: Option<&'a str>,
+    offset: Option<&'a str>,
+    at_ms: i64,
+}
+
+impl ScoredLog {
+    fn open(path: &std::path::Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("scored log {}: {e}", path.display()))?;
+        Ok(ScoredLog {
+            file,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    fn push(&mut self, ev: &Event, at_ms: i64) {
+        let line = ScoredLine {
+            tenant: ev.tenant.as_str(),
+            id: ev.id.as_deref(),
+            input: ev.input.as_deref(),
+            partition: ev.partition.as_deref(),
+            offset: ev.offset.as_deref(),
+            at_ms,
+        };
+        // Serializing borrowed strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.buf, &line);
+        self.buf.push(b'\n');
+    }
+
+    /// Appends the gathered lines; the caller releases the batch's acks after.
+    fn write(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = self.file.write_all(&self.buf);
+        self.buf.clear();
+        r
+    }
 }
 
 /// How often, in event time, the engine is advanced while events flow.
@@ -585,33 +674,7 @@ impl Worker {
             match next {
                 Next::Work(batch) => {
                     depth.set(self.rx.len() as i64);
-                    for w in batch {
-                        let score = self.engine.process(&w.ev, &mut updates);
-                        for d in Detector::ALL {
-                            let s = score.per_detector[d.index()].raw;
-                            if s > 0.0 {
-                                self.metrics
-                                    .scores
-                                    .with_label_values(&[d.as_str()])
-                                    .observe(s);
-                            }
-                        }
-                        let ts = w.ev.ts;
-                        if watermark.is_none_or(|m| ts > m) {
-                            watermark = Some(ts);
-                        }
-                        let wm = watermark.expect("set above");
-                        if wm.timestamp_millis() >= last_advance_ms.saturating_add(ADVANCE_EVERY_MS)
-                        {
-                            self.engine.advance(wm - self.lateness, &mut updates);
-                            last_advance_ms = wm.timestamp_millis();
-                        }
-                        self.metrics
-                            .latency
-                            .observe(w.arrived.elapsed().as_secs_f64());
-                        self.send_updates(&mut updates, Some(&w.ack));
-                        drop(w);
-                    }
+                    self.score_batch(batch, &mut updates, &mut watermark, &mut last_advance_ms);
                     last_activity = Instant::now();
                 }
                 Next::Control(Control::Release {
@@ -645,10 +708,7 @@ impl Worker {
                     }
                     // Only the control side closed: keep serving events.
                     if let Ok(batch) = self.rx.recv() {
-                        for w in batch {
-                            self.engine.process(&w.ev, &mut updates);
-                            self.send_updates(&mut updates, Some(&w.ack));
-                        }
+                        self.score_batch(batch, &mut updates, &mut watermark, &mut last_advance_ms);
                         continue;
                     }
                     break;
@@ -666,6 +726,61 @@ impl Worker {
             stats: self.engine.stats().clone(),
             snapshot_errors,
         }
+    }
+
+    /// Scores a batch, hands its alert updates on, advances the engine's
+    /// clock, and releases each event's `Ack` — after the batch's lines
+    /// were appended to the scored log, when there is one.
+    fn score_batch(
+        &mut self,
+        batch: Vec<Work>,
+        updates: &mut Vec<AlertUpdate>,
+        watermark: &mut Option<DateTime<Utc>>,
+        last_advance_ms: &mut i64,
+    ) {
+        let at_ms = self
+            .scored_log
+            .as_ref()
+            .map(|_| Utc::now().timestamp_millis());
+        let mut held: Vec<Ack> = Vec::new();
+        for w in batch {
+            let score = self.engine.process(&w.ev, updates);
+            for d in Detector::ALL {
+                let s = score.per_detector[d.index()].raw;
+                if s > 0.0 {
+                    self.metrics
+                        .scores
+                        .with_label_values(&[d.as_str()])
+                        .observe(s);
+                }
+            }
+            let ts = w.ev.ts;
+            if watermark.is_none_or(|m| ts > m) {
+                *watermark = Some(ts);
+            }
+            let wm = watermark.expect("set above");
+            if wm.timestamp_millis() >= last_advance_ms.saturating_add(ADVANCE_EVERY_MS) {
+                self.engine.advance(wm - self.lateness, updates);
+                *last_advance_ms = wm.timestamp_millis();
+            }
+            self.metrics
+                .latency
+                .observe(w.arrived.elapsed().as_secs_f64());
+            self.send_updates(updates, Some(&w.ack));
+            match (&mut self.scored_log, at_ms) {
+                (Some(log), Some(at)) => {
+                    log.push(&w.ev, at);
+                    held.push(w.ack);
+                }
+                _ => drop(w),
+            }
+        }
+        if let Some(log) = &mut self.scored_log {
+            if log.write().is_err() {
+                self.metrics.scored_log_failures.inc();
+            }
+        }
+        drop(held);
     }
 
     fn snapshot(&mut self, errors: &mut u64) {
@@ -934,4 +1049,93 @@ pub fn dead_letter_json(d: &DeadLetter) -> String {
     let mut s = v.to_string();
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_events::RecordMeta;
+
+    /// `service.scored_log`: every scored event has its line, and a record's
+    /// `Ack` is released only once its event's line is in the file (what a
+    /// committed offset then implies).
+    #[test]
+    fn records_are_acknowledged_only_after_their_scored_lines_are_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (log, alerts, dead) = (
+            dir.path().join("scored.ndjson"),
+            dir.path().join("alerts.ndjson"),
+            dir.path().join("dead.ndjson"),
+        );
+        let text = format!(
+            r#"
+[service]
+workers = 2
+scored_log = {log:?}
+[alerts]
+path = {alerts:?}
+[dead_letter]
+path = {dead:?}
+[[inputs]]
+name = "in"
+source = "stdin"
+decode = {{ format = "apigw", tenant = {{ type = "static", tenant = "acme" }} }}
+"#,
+            log = log.display().to_string(),
+            alerts = alerts.display().to_string(),
+            dead = dead.display().to_string(),
+        );
+        let cfg = ServiceConfig::parse(&text, "test", Vec::new()).expect("valid config");
+        let detect = cfg.detect.clone().check().expect("detect config");
+        let pipeline = Pipeline::start(&cfg, detect, Metrics::new(), None).expect("pipeline");
+        let dec = Decoder::new(&cfg.inputs[0].decode).expect("decoder");
+        let mut router = pipeline.router("in", dec, None);
+        let (tx, rx) = std::sync::mpsc::channel();
+        const N: usize = 50;
+        for i in 0..N {
+            let line = format!(
+                r#"{{"requestId":"r{i}","ip":"198.51.100.7","requestTimeEpoch":"{}","httpMethod":"GET","resourcePath":"/pets","status":"200"}}"#,
+                1_686_411_388_000u64 + i as u64 * 1000
+            );
+            let (tx, log) = (tx.clone(), log.clone());
+            let ack = Ack::new(move || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let _ = tx.send((i, text.contains(&format!(r#""id":"r{i}""#))));
+            });
+            let offset = (i + 1).to_string();
+            let meta = RecordMeta {
+                input: Some("in"),
+                offset: Some(&offset),
+                ..Default::default()
+            };
+            router
+                .submit_blocking(line.as_bytes(), &meta, ack)
+                .expect("submit");
+        }
+        drop((router, tx));
+        pipeline.finish().expect("finish");
+        let acked: Vec<(usize, bool)> = rx.iter().collect();
+        assert_eq!(acked.len(), N, "every record acknowledged");
+        let early: Vec<usize> = acked
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(i, _)| *i)
+            .collect();
+        assert!(early.is_empty(), "acknowledged before logged: {early:?}");
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+            .expect("scored log")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        assert_eq!(lines.len(), N);
+        assert_eq!(lines[0]["tenant"], "acme");
+        assert_eq!(lines[0]["input"], "in");
+        assert!(lines[0]["partition"].is_null());
+        assert!(lines[0]["at_ms"].as_i64().is_some_and(|t| t > 0));
+        let offsets: std::collections::BTreeSet<&str> = lines
+            .iter()
+            .map(|l| l["offset"].as_str().expect("offset"))
+            .collect();
+        assert_eq!(offsets.len(), N);
+    }
 }

@@ -7,6 +7,7 @@
 //! commit offsets; then the workers drain their queues and snapshot every
 //! model, the writers flush; all within `service.shutdown_deadline`.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -196,19 +197,22 @@ pub async fn run(
     }
 
     // Kafka lag and rebalances, Kinesis shard positions into the metrics,
-    // every few seconds.
+    // every few seconds. A partition that was revoked loses its lag series
+    // (another instance reports it now).
     let lag_task = {
         let m = metrics.clone();
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
+            let mut shown: HashSet<[String; 3]> = HashSet::new();
             loop {
-                // Partitions this member no longer owns drop out of the gauge.
-                m.kafka_lag.reset();
+                let mut now_shown = HashSet::new();
                 for (name, mon) in &monitors {
                     for ((topic, p), lag) in mon.lag() {
+                        let labels = [name.clone(), topic, p.to_string()];
                         m.kafka_lag
-                            .with_label_values(&[name, &topic, &p.to_string()])
+                            .with_label_values(&[&labels[0], &labels[1], &labels[2]])
                             .set(lag);
+                        now_shown.insert(labels);
                     }
                     let c = mon.counters();
                     for (kind, v) in [
@@ -221,6 +225,10 @@ pub async fn run(
                             .set(v.load(Ordering::Relaxed) as i64);
                     }
                 }
+                for [input, topic, p] in shown.difference(&now_shown) {
+                    let _ = m.kafka_lag.remove_label_values(&[input, topic, p]);
+                }
+                shown = now_shown;
                 for (name, mon) in &kinesis_monitors {
                     for (shard, snap) in mon.shards() {
                         let l = [name.as_str(), shard.as_str()];
