@@ -171,6 +171,10 @@ pub struct AlertOutputConfig {
     pub path: Option<PathBuf>,
     /// Alert updates queued before workers wait for the writer.
     pub queue_capacity: usize,
+    /// Routing to on-call (`tollgate_alerts`): Alertmanager, PagerDuty,
+    /// webhooks, files, a Kafka topic, each with retries and an on-disk
+    /// spool. `[alerts.dispatch]` with `[alerts.dispatch.sinks.NAME]` tables.
+    pub dispatch: Option<tollgate_alerts::AlertsConfig>,
 }
 
 impl Default for AlertOutputConfig {
@@ -178,6 +182,7 @@ impl Default for AlertOutputConfig {
         AlertOutputConfig {
             path: Some(PathBuf::from("-")),
             queue_capacity: 65_536,
+            dispatch: None,
         }
     }
 }
@@ -452,8 +457,15 @@ impl ServiceConfig {
                 p.push("dead_letter.kafka: topic and bootstrap_servers must be set".to_owned());
             }
         }
-        if self.alerts.path.is_none() {
-            p.push("alerts.path must be set (`-` for stdout)".to_owned());
+        if self.alerts.path.is_none() && self.alerts.dispatch.is_none() {
+            p.push("alerts: set path (`-` for stdout) or [alerts.dispatch] sinks".to_owned());
+        }
+        if let Some(d) = &self.alerts.dispatch {
+            if let Err(e) = d.check() {
+                for e in e.0 {
+                    p.push(format!("alerts.dispatch: {e}"));
+                }
+            }
         }
         if let Err(e) = self.detect.clone().check() {
             p.push(format!("detect: {e}"));

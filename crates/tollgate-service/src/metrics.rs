@@ -60,6 +60,14 @@ pub struct Metrics {
     pub kafka_end_to_end: HistogramVec,
     /// Kafka rebalances by input and kind (`assign`, `revoke`, `lost`).
     pub kafka_rebalances: IntGaugeVec,
+    /// Alert sinks: updates delivered, per sink and target index.
+    pub sink_delivered: IntGaugeVec,
+    /// Alert sinks: failed delivery attempts (retried), per sink and target.
+    pub sink_failures: IntGaugeVec,
+    /// Alert sinks: entries waiting in the on-disk spool.
+    pub spool_depth: IntGaugeVec,
+    /// Alert sinks: spooled updates dropped by the spool's size cap.
+    pub spool_dropped: IntGaugeVec,
     /// Kinesis: milliseconds behind the shard's tip, per input and shard.
     pub kinesis_behind: IntGaugeVec,
     /// Kinesis: throttled GetRecords calls per input and shard.
@@ -271,6 +279,30 @@ impl Metrics {
                 "tollgate_kafka_rebalances",
                 "Kafka rebalance callbacks since start-up.",
                 &["input", "kind"],
+            ),
+            sink_delivered: gauge_vec(
+                r,
+                "tollgate_alert_sink_delivered_total",
+                "Alert updates delivered by each sink target.",
+                &["sink", "target"],
+            ),
+            sink_failures: gauge_vec(
+                r,
+                "tollgate_alert_sink_failures_total",
+                "Failed alert delivery attempts (retried with backoff) by sink target.",
+                &["sink", "target"],
+            ),
+            spool_depth: gauge_vec(
+                r,
+                "tollgate_alert_spool_depth",
+                "Alert updates waiting in a sink target's on-disk spool.",
+                &["sink", "target"],
+            ),
+            spool_dropped: gauge_vec(
+                r,
+                "tollgate_alert_spool_dropped_total",
+                "Spooled alert updates dropped because the spool reached its size cap.",
+                &["sink", "target"],
             ),
             kinesis_behind: gauge_vec(
                 r,

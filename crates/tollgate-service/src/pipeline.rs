@@ -104,6 +104,8 @@ pub struct Pipeline {
     max_payload: usize,
     worker_threads: Vec<JoinHandle<WorkerReport>>,
     alert_thread: Option<JoinHandle<anyhow::Result<u64>>>,
+    /// The alert dispatcher's per-sink counters, when it runs.
+    dispatch_metrics: Option<tollgate_alerts::AlertsMetrics>,
     dead_thread: Option<JoinHandle<anyhow::Result<u64>>>,
     started: Instant,
 }
@@ -128,12 +130,24 @@ impl Pipeline {
     ) -> anyhow::Result<Self> {
         let n = cfg.service.worker_count();
         let (alert_tx, alert_rx) = flume::bounded::<AlertMsg>(cfg.alerts.queue_capacity);
+        let dispatcher = match &cfg.alerts.dispatch {
+            Some(d) => Some(
+                tollgate_alerts::Dispatcher::start(
+                    d.clone(),
+                    tollgate_alerts::AlertsMetrics::new(),
+                )
+                .map_err(|e| anyhow::anyhow!("alert dispatch: {e}"))?,
+            ),
+            None => None,
+        };
+        let dispatch_metrics = dispatcher.as_ref().map(|d| d.metrics().clone());
         let alert_thread = {
             let out = open_output(cfg.alerts.path.as_deref(), false)?;
             let m = metrics.clone();
+            let deadline = cfg.service.shutdown_deadline.0;
             std::thread::Builder::new()
                 .name("tollgate-alerts".into())
-                .spawn(move || alert_writer(alert_rx, out, m, observer))?
+                .spawn(move || alert_writer(alert_rx, out, dispatcher, deadline, m, observer))?
         };
         let (dead_tx, dead_rx) = flume::bounded::<DeadLetter>(cfg.dead_letter.queue_capacity);
         let dead_thread = {
@@ -195,6 +209,7 @@ impl Pipeline {
             max_payload: cfg.dead_letter.max_payload_bytes,
             worker_threads,
             alert_thread: Some(alert_thread),
+            dispatch_metrics,
             dead_thread: Some(dead_thread),
             started: Instant::now(),
         })
@@ -252,6 +267,17 @@ impl Pipeline {
         move |tenants, save| release(&controls, n, tenants, save)
     }
 
+    /// Copies the alert sinks' counters into the metrics (called periodically).
+    pub fn publish_sink_metrics(&self) {
+        publish_sinks(self.dispatch_metrics.as_ref(), &self.metrics);
+    }
+
+    /// A handle that publishes the sinks' counters, for a periodic task.
+    pub fn sink_publisher(&self) -> impl Fn() + Send + Sync + 'static {
+        let (d, m) = (self.dispatch_metrics.clone(), self.metrics.clone());
+        move || publish_sinks(d.as_ref(), &m)
+    }
+
     /// Events waiting per worker (for metrics).
     pub fn queue_depths(&self) -> Vec<usize> {
         self.workers.iter().map(|w| w.len()).collect()
@@ -281,6 +307,29 @@ impl Pipeline {
                 .map_err(|_| anyhow::anyhow!("the dead-letter writer panicked"))??;
         }
         Ok(reports)
+    }
+}
+
+fn publish_sinks(d: Option<&tollgate_alerts::AlertsMetrics>, m: &Metrics) {
+    let Some(d) = d else { return };
+    for lane in d.lanes() {
+        let t = lane.target.to_string();
+        let l = [lane.sink.as_str(), t.as_str()];
+        let x = &lane.metrics;
+        let get =
+            |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as i64;
+        m.sink_delivered
+            .with_label_values(&l)
+            .set(get(&x.delivered));
+        m.sink_failures
+            .with_label_values(&l)
+            .set(get(&x.failed_attempts));
+        m.spool_depth
+            .with_label_values(&l)
+            .set(get(&x.spool_entries));
+        m.spool_dropped
+            .with_label_values(&l)
+            .set(get(&x.dropped_by_cap));
     }
 }
 
@@ -885,6 +934,8 @@ fn write_retrying(out: &mut impl Write, bytes: &[u8], failed: &prometheus::IntCo
 fn alert_writer(
     rx: flume::Receiver<AlertMsg>,
     out: Box<dyn Write + Send>,
+    dispatcher: Option<tollgate_alerts::Dispatcher>,
+    deadline: Duration,
     metrics: Metrics,
     mut observer: Option<AlertObserver>,
 ) -> anyhow::Result<u64> {
@@ -904,6 +955,12 @@ fn alert_writer(
             serde_json::to_writer(&mut buf, &m.update)?;
             buf.push(b'\n');
             n += 1;
+            if let Some(d) = &dispatcher {
+                // The dispatcher releases its clone once the update is
+                // delivered or spooled; a closed lane keeps it (the record
+                // is then never acknowledged and is read again).
+                let _ = d.send(m.update, m.ack.clone());
+            }
             held.extend(m.ack);
             msg = if buf.len() < (1 << 20) {
                 rx.try_recv().ok()
@@ -916,6 +973,12 @@ fn alert_writer(
         ok.inc_by(n);
         written += n;
         held.clear();
+    }
+    if let Some(d) = dispatcher {
+        let report = d.shutdown(std::time::Instant::now() + deadline);
+        if !report.is_clean() {
+            eprintln!("tollgate: alert dispatch stopped with undelivered updates (they stay spooled or their records unacknowledged): {report:?}");
+        }
     }
     Ok(written)
 }

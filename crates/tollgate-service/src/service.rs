@@ -201,10 +201,12 @@ pub async fn run(
     // (another instance reports it now).
     let lag_task = {
         let m = metrics.clone();
+        let publish_sinks = pipeline.sink_publisher();
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
             let mut shown: HashSet<[String; 3]> = HashSet::new();
             loop {
+                publish_sinks();
                 let mut now_shown = HashSet::new();
                 for (name, mon) in &monitors {
                     for ((topic, p), lag) in mon.lag() {

@@ -357,3 +357,72 @@ kinesis = {{ stream_name = "gw", region = "us-east-1", endpoint_url = "{endpoint
         });
     }
 }
+
+/// `[alerts.dispatch]`: alert updates reach the dispatcher's sinks (here a
+/// file sink with a spool), as well as the NDJSON output, and the sinks'
+/// counters are exported.
+#[test]
+fn alerts_are_dispatched_to_the_configured_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        let t0 = 1_686_400_000_000u64;
+        for i in 0..2_001u64 {
+            // Every token from one issuer, then one from a new issuer.
+            let iss = if i == 2_000 {
+                "https://evil.example/"
+            } else {
+                "https://login.acme.example/"
+            };
+            writeln!(
+                f,
+                r#"{{"requestId":"r{i}","ip":"198.51.100.7","requestTimeEpoch":"{}","httpMethod":"GET","resourcePath":"/pets","status":"200","authorizer":{{"claims":{{"iss":"{iss}","sub":"u{}"}}}}}}"#,
+                t0 + i * 3_000,
+                i % 7
+            )
+            .unwrap();
+        }
+    }
+    let text = format!(
+        r#"
+[service]
+workers = 1
+[alerts]
+path = "{dir}/alerts.ndjson"
+[alerts.dispatch]
+spool_dir = "{dir}/spool"
+[alerts.dispatch.sinks.oncall]
+type = "file"
+path = "{dir}/oncall.ndjson"
+[dead_letter]
+path = "{dir}/dead.ndjson"
+[admin]
+addr = "127.0.0.1:0"
+[detect]
+warmup_events = 100
+warmup = "10m"
+[[inputs]]
+name = "files"
+source = "file"
+decode = {{ format = "apigw", tenant = {{ type = "static", tenant = "acme" }} }}
+file = {{ paths = ["{input}"] }}
+"#,
+        dir = dir.path().display(),
+        input = input.display()
+    );
+    let cfg = ServiceConfig::parse(&text, "test", Vec::new()).expect("valid config");
+    let m = Metrics::new();
+    let report = run_blocking(cfg, &m);
+    assert_eq!(report.events_scored(), 2_001);
+    let out = lines_of(&dir.path().join("alerts.ndjson"));
+    let sink = lines_of(&dir.path().join("oncall.ndjson"));
+    let issuer = |v: &Vec<serde_json::Value>| {
+        v.iter()
+            .filter(|a| a["type"] == "fired" && a["detector"] == "issuer")
+            .count()
+    };
+    assert_eq!(issuer(&out), 1, "{out:?}");
+    assert_eq!(issuer(&sink), 1, "the sink got the alert: {sink:?}");
+    assert_eq!(sink.len(), out.len(), "every update reached the sink");
+}
