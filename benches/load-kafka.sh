@@ -23,7 +23,11 @@ TG=target/release/tollgate
 LOAD=target/release/examples/kafka_load
 work="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
@@ -81,7 +85,8 @@ wait_scored() { # N -> prints seconds from first to last scored event
     if [ "$c" -ge "$n" ]; then break; fi
     sleep 0.2
   done
-  python3 -c "print(f'{$now-$first:.2f} {($n-$first_c)/($now-$first):.0f}')"
+  # (When everything was already scored at the first look, the rate is moot.)
+  python3 -c "d=max($now-$first,1e-9); print(f'{d:.2f} {($n-$first_c)/d:.0f}')"
 }
 
 echo "== producing $EVENTS events to $PARTS partitions (tansu at $broker)"
