@@ -191,6 +191,7 @@ impl Pipeline {
                 snapshot_every: cfg.service.snapshot_interval.0,
                 seen_stats: EngineStats::default(),
                 scored_log,
+                scores: Detector::ALL.map(|d| metrics.scores.with_label_values(&[d.as_str()])),
             };
             worker_threads.push(
                 std::thread::Builder::new()
@@ -629,6 +630,9 @@ struct Worker {
     seen_stats: EngineStats,
     /// `service.scored_log`, when configured.
     scored_log: Option<ScoredLog>,
+    /// `tollgate_detector_score` per detector, resolved once (a labelled
+    /// lookup per event would take a lock on the hot path).
+    scores: [prometheus::Histogram; Detector::COUNT],
 }
 
 /// The scored-events audit log of one worker (`service.scored_log`): lines
@@ -794,13 +798,9 @@ impl Worker {
         let mut held: Vec<Ack> = Vec::new();
         for w in batch {
             let score = self.engine.process(&w.ev, updates);
-            for d in Detector::ALL {
-                let s = score.per_detector[d.index()].raw;
-                if s > 0.0 {
-                    self.metrics
-                        .scores
-                        .with_label_values(&[d.as_str()])
-                        .observe(s);
+            for (h, d) in self.scores.iter().zip(&score.per_detector) {
+                if d.raw > 0.0 {
+                    h.observe(d.raw);
                 }
             }
             let ts = w.ev.ts;
@@ -929,8 +929,45 @@ fn write_retrying(out: &mut impl Write, bytes: &[u8], failed: &prometheus::IntCo
     }
 }
 
-/// Writes alert updates as NDJSON; releases each update's `Ack` only after
-/// the batch it belongs to was written and flushed.
+/// The writers' loop: takes what is queued (up to 1 MiB of output), encodes
+/// each item into one buffer, writes it with retries, runs `after_batch`
+/// with the keys `encode` returned, and only then releases the items'
+/// `Ack`s. Returns the items written.
+fn batch_writer<T, K>(
+    rx: flume::Receiver<T>,
+    mut out: Box<dyn Write + Send>,
+    failed: &prometheus::IntCounter,
+    mut encode: impl FnMut(T, &mut Vec<u8>) -> anyhow::Result<(K, Option<Ack>)>,
+    mut after_batch: impl FnMut(&mut Vec<K>),
+) -> anyhow::Result<u64> {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+    let mut keys: Vec<K> = Vec::new();
+    let mut held: Vec<Ack> = Vec::new();
+    let mut written = 0u64;
+    while let Ok(first) = rx.recv() {
+        let mut item = Some(first);
+        while let Some(x) = item {
+            let (key, ack) = encode(x, &mut buf)?;
+            keys.push(key);
+            held.extend(ack);
+            item = if buf.len() < (1 << 20) {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        write_retrying(&mut out, &buf, failed);
+        buf.clear();
+        written += keys.len() as u64;
+        after_batch(&mut keys);
+        keys.clear();
+        held.clear();
+    }
+    Ok(written)
+}
+
+/// Writes alert updates as NDJSON and hands them to the dispatcher;
+/// releases each update's `Ack` only after its batch was written.
 fn alert_writer(
     rx: flume::Receiver<AlertMsg>,
     out: Box<dyn Write + Send>,
@@ -939,41 +976,28 @@ fn alert_writer(
     metrics: Metrics,
     mut observer: Option<AlertObserver>,
 ) -> anyhow::Result<u64> {
-    let mut out = out;
-    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
-    let mut written = 0u64;
-    let mut held: Vec<Ack> = Vec::new();
     let ok = metrics.alert_writes.with_label_values(&["written"]);
     let failed = metrics.alert_writes.with_label_values(&["failed"]);
-    while let Ok(first) = rx.recv() {
-        let mut msg = Some(first);
-        let mut n = 0;
-        while let Some(m) = msg {
+    let written = batch_writer(
+        rx,
+        out,
+        &failed,
+        |m: AlertMsg, buf| {
             if let Some(obs) = observer.as_mut() {
                 obs(&m.update);
             }
-            serde_json::to_writer(&mut buf, &m.update)?;
+            serde_json::to_writer(&mut *buf, &m.update)?;
             buf.push(b'\n');
-            n += 1;
             if let Some(d) = &dispatcher {
                 // The dispatcher releases its clone once the update is
                 // delivered or spooled; a closed lane keeps it (the record
                 // is then never acknowledged and is read again).
                 let _ = d.send(m.update, m.ack.clone());
             }
-            held.extend(m.ack);
-            msg = if buf.len() < (1 << 20) {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        write_retrying(&mut out, &buf, &failed);
-        buf.clear();
-        ok.inc_by(n);
-        written += n;
-        held.clear();
-    }
+            Ok(((), m.ack))
+        },
+        |keys| ok.inc_by(keys.len() as u64),
+    )?;
     if let Some(d) = dispatcher {
         let report = d.shutdown(std::time::Instant::now() + deadline);
         if !report.is_clean() {
@@ -1044,47 +1068,35 @@ fn dead_letter_writer(
     kafka: Option<DeadLetterTopic>,
     metrics: Metrics,
 ) -> anyhow::Result<u64> {
-    let mut out = out;
-    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
-    let mut written = 0u64;
-    let mut held: Vec<Ack> = Vec::new();
-    let mut reasons: Vec<&'static str> = Vec::new();
     let failed = metrics.dead_letters.with_label_values(&["retry", "write"]);
     let kafka_failed = metrics
         .dead_letters
         .with_label_values(&["kafka_retry", "flush"]);
-    while let Ok(first) = rx.recv() {
-        let mut msg = Some(first);
-        while let Some(d) = msg {
+    batch_writer(
+        rx,
+        out,
+        &failed,
+        |d: DeadLetter, buf| {
             let line = dead_letter_json(&d);
             buf.extend_from_slice(line.as_bytes());
             if let Some(k) = &kafka {
                 let key = d.tenant.as_ref().map_or(&*d.input, TenantId::as_str);
                 k.send(key, &line);
             }
-            reasons.push(d.reason);
-            held.push(d.ack);
-            msg = if buf.len() < (1 << 20) {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        write_retrying(&mut out, &buf, &failed);
-        buf.clear();
-        if let Some(k) = &kafka {
-            k.flush(&kafka_failed);
-        }
-        for r in reasons.drain(..) {
-            metrics
-                .dead_letters
-                .with_label_values(&["written", r])
-                .inc();
-            written += 1;
-        }
-        held.clear();
-    }
-    Ok(written)
+            Ok((d.reason, Some(d.ack)))
+        },
+        |reasons| {
+            if let Some(k) = &kafka {
+                k.flush(&kafka_failed);
+            }
+            for r in reasons.iter() {
+                metrics
+                    .dead_letters
+                    .with_label_values(&["written", r])
+                    .inc();
+            }
+        },
+    )
 }
 
 /// One dead letter as a JSON line.
