@@ -3,9 +3,12 @@
 //! The steps, in order: size limit → gzip (bounded inflate) → container
 //! (JSON array batch, CloudWatch Logs envelope, or one object) → flatten
 //! ([`crate::scan`]) → format (forced or `auto`) → slots ([`crate::fields`]) →
-//! timestamp → tenant ([`crate::tenant`]) → [`Event`]. Every failure becomes
-//! a [`Rejection`] with a reason; nothing here panics on any input (the fuzz
-//! targets and property tests hold it to that).
+//! timestamp → tenant ([`crate::tenant`]) → [`Event`]. Flattening and slots
+//! are one pass: the scanner hands each pair to a `Picker`, which keeps only
+//! the values that feed a slot or the tenant rule (every pair, when the
+//! format is told from the record). Every failure becomes a [`Rejection`]
+//! with a reason; nothing here panics on any input (the fuzz targets and
+//! property tests hold it to that).
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -19,9 +22,9 @@ use serde_json::value::RawValue;
 
 use crate::config::{DecodeConfig, Format, Limits};
 use crate::event::{Event, Text};
-use crate::fields::{self, RecordFormat, Slot, AUTO_ORDER, SLOTS};
+use crate::fields::{self, KeyInfo, KeyMemo, RecordFormat, Slot, AUTO_ORDER, SLOTS};
 use crate::outcome::{Decoded, RejectReason, Rejection, SkipReason};
-use crate::scan::{self, Flat, Scalar, ScanError};
+use crate::scan::{self, Path, Root, Scalar, ScanError, Sink, Value};
 use crate::tenant::{RecordMeta, TenantCtx, TenantError, TenantResolver, TenantRuleError};
 use crate::time;
 use crate::token;
@@ -55,10 +58,180 @@ pub struct Decoder {
     feed_tz: Tz,
     /// Operator field mappings as (flattened path, slot).
     mapped: Vec<(String, Slot)>,
+    /// The record paths the tenant rule reads ([`TenantResolver::paths`]).
+    tenant_paths: Vec<String>,
     subject_key: [u8; 32],
     pub quirks: Quirks,
-    /// The flattening buffer, reused from record to record.
-    pairs: scan::Pairs,
+    /// Per-record buffers, reused from record to record (boxed: a record
+    /// takes them out of the decoder and puts them back, and a box moves
+    /// as one pointer; `None` only while a record holds them, or before the
+    /// first record).
+    bufs: Option<Box<Buffers>>,
+}
+
+/// A decoder's per-record buffers. Between records they hold no data, only
+/// capacity; their `'static` element types are recycled to each record's
+/// lifetime by [`recycle`].
+#[derive(Default, Clone)]
+struct Buffers {
+    scan: scan::Scratch<KeyInfo>,
+    /// What the keys met so far mean.
+    memo: KeyMemo,
+    /// Every pair of the record, while its format is not yet known.
+    pairs: Vec<(KeyRef<'static>, KeyInfo, Value<'static>)>,
+    /// The keys of `pairs` that are not borrowed from the record.
+    keys: String,
+    /// The first value at each tenant path.
+    tenant: Vec<Option<Value<'static>>>,
+}
+
+/// Capacity and caches only: nothing worth printing in a decoder's `Debug`.
+impl std::fmt::Debug for Buffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buffers").finish_non_exhaustive()
+    }
+}
+
+/// Empties a vector of `Copy` data and moves its allocation to another
+/// lifetime without copying or allocating (std collects in place when the
+/// layouts match) and without `unsafe`.
+// `filter_map` is what changes the element type; its closure never runs.
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle<T: Copy, U: Copy>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+/// A stored pair's key: borrowed from the record, or a range of
+/// `Picker::keys`.
+#[derive(Debug, Clone, Copy)]
+enum KeyRef<'a> {
+    Record(&'a str),
+    Keys(usize, usize),
+}
+
+/// The scanner's sink: picks, per slot, the best-ranked value, and the first
+/// value at each tenant path, as the record is scanned. When the format is
+/// forced, keys the format does not know are dropped at once; otherwise every
+/// pair is kept until the record's format is known.
+struct Picker<'a, 'd> {
+    /// The forced format, or `None` (then `pairs` keeps every pair).
+    fmt: Option<RecordFormat>,
+    mapped: &'d [(String, Slot)],
+    tenant_paths: &'d [String],
+    memo: &'d mut KeyMemo,
+    /// Per slot, the best value so far ([`Slots`]).
+    slots: Slots<'a>,
+    /// Per tenant path: its first value.
+    tenant: Vec<Option<Value<'a>>>,
+    pairs: Vec<(KeyRef<'a>, KeyInfo, Value<'a>)>,
+    keys: String,
+}
+
+/// The best value for each slot so far: its rank (`u8::MAX`: none yet) and
+/// the value, in two arrays so that an offer writes only what it must.
+struct Slots<'a> {
+    ranks: [u8; SLOTS],
+    values: [Value<'a>; SLOTS],
+}
+
+impl<'a> Slots<'a> {
+    fn new() -> Self {
+        Slots {
+            ranks: [u8::MAX; SLOTS],
+            values: [Value::Null; SLOTS],
+        }
+    }
+
+    /// The value picked for `slot`.
+    fn get(&self, slot: Slot) -> Option<Value<'a>> {
+        let i = slot as usize;
+        (self.ranks[i] != u8::MAX).then(|| self.values[i])
+    }
+}
+
+impl<'a> Sink<'a> for Picker<'a, '_> {
+    type Key = KeyInfo;
+
+    #[inline(always)]
+    fn key(&mut self, path: &str) -> KeyInfo {
+        let (mapped, tenant_paths) = (self.mapped, self.tenant_paths);
+        self.memo
+            .get(path, |k| KeyInfo::of(k, mapped, tenant_paths))
+    }
+
+    #[inline(always)]
+    fn pair(&mut self, path: Path<'_, 'a>, info: KeyInfo, value: Value<'a>, unescaped: &str) {
+        if let Some(t) = info.tenant() {
+            if let Some(t @ None) = self.tenant.get_mut(t) {
+                *t = Some(value);
+            }
+        }
+        match self.fmt {
+            Some(fmt) => {
+                if let Some((slot, rank)) = info.slot(fmt) {
+                    offer(&mut self.slots, slot, rank, value, unescaped);
+                }
+            }
+            None => {
+                let k = match path {
+                    Path::Record(s) => KeyRef::Record(s),
+                    Path::Scratch(s) => {
+                        let from = self.keys.len();
+                        self.keys.push_str(s);
+                        KeyRef::Keys(from, self.keys.len())
+                    }
+                };
+                self.pairs.push((k, info, value));
+            }
+        }
+    }
+}
+
+impl<'a> Picker<'a, '_> {
+    fn key_text(&self, k: KeyRef<'a>) -> &str {
+        match k {
+            KeyRef::Record(s) => s,
+            KeyRef::Keys(a, b) => &self.keys[a..b],
+        }
+    }
+
+    /// Up to `n` keys, for error messages.
+    fn key_sample(&self, n: usize) -> String {
+        let mut out = String::new();
+        for (i, (k, ..)) in self.pairs.iter().take(n).enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.extend(self.key_text(*k).chars().take(40));
+        }
+        if self.pairs.len() > n {
+            out.push_str(", …");
+        }
+        out
+    }
+}
+
+/// Offers a value to the slot its key maps to: it takes the slot if it
+/// outranks what is there (operator mappings outrank the format's table: see
+/// [`KeyInfo::of`]). Absent values (null, sentinels) leave the slot to a
+/// lower-ranked alias.
+#[inline(always)]
+fn offer<'a>(slots: &mut Slots<'a>, slot: usize, rank: u8, value: Value<'a>, unescaped: &str) {
+    match value {
+        Value::Null => return,
+        Value::Str(s) if is_sentinel(s) => return,
+        Value::Esc(a, b) if is_sentinel(&unescaped[a..b]) => return,
+        _ => {}
+    }
+    if let (Some(r), Some(v)) = (slots.ranks.get_mut(slot), slots.values.get_mut(slot)) {
+        // Ranks are below `u8::MAX` (see `KeyInfo`), so a value always beats
+        // an empty slot.
+        if rank < *r {
+            *r = rank;
+            *v = value;
+        }
+    }
 }
 
 /// Where a record sits inside its container.
@@ -94,16 +267,29 @@ struct LogEvent<'a> {
 }
 
 /// Sentinels that mean "no value" in every format.
+#[inline(always)]
 pub(crate) fn is_sentinel(s: &str) -> bool {
     let b = s.as_bytes();
+    // The common case first: longer than any sentinel, and no blank (nor
+    // anything else at or below a space) at either end to trim.
+    if let [f, .., l] = b {
+        if b.len() > 4 && *f > b' ' && *l > b' ' {
+            return false;
+        }
+    }
     match (b.first(), b.last()) {
         (None, _) => true,
         // The common case: no surrounding blanks, so no trim needed.
         (Some(f), Some(l)) if !f.is_ascii_whitespace() && !l.is_ascii_whitespace() => {
             b.len() <= 4 && matches!(b, b"-" | b"None" | b"NA" | b"N/A")
         }
-        _ => matches!(s.trim_ascii(), "" | "-" | "None" | "NA" | "N/A"),
+        _ => is_blank_padded_sentinel(s),
     }
+}
+
+#[inline(never)]
+fn is_blank_padded_sentinel(s: &str) -> bool {
+    matches!(s.trim_ascii(), "" | "-" | "None" | "NA" | "N/A")
 }
 
 /// An API Gateway execution-log line: `(<request id>) <free text>`.
@@ -190,16 +376,26 @@ impl Decoder {
         if l.max_depth > 100 {
             errs.push("limits.max_depth must be at most 100".into());
         }
+        if tenant
+            .as_ref()
+            .is_some_and(|t| t.paths().len() > fields::MAX_TENANT_PATHS)
+        {
+            errs.push(format!(
+                "the tenant rule reads more than {} record fields",
+                fields::MAX_TENANT_PATHS
+            ));
+        }
         match tenant {
             Some(tenant) if errs.is_empty() => Ok(Decoder {
                 format: cfg.format,
                 limits: cfg.limits.clone(),
+                tenant_paths: tenant.paths(),
                 tenant,
                 feed_tz,
                 mapped,
                 subject_key: cfg.subject_key.0,
                 quirks: Quirks::default(),
-                pairs: scan::Pairs::default(),
+                bufs: None,
             }),
             _ => Err(ConfigError(errs)),
         }
@@ -444,23 +640,63 @@ impl Decoder {
         top: bool,
         out: &mut Vec<Decoded>,
     ) {
-        let flat = match scan::flatten_into(b, self.limits.max_depth, self.pairs.take()) {
-            Ok(f) => f,
+        let mut bufs = self.bufs.take().unwrap_or_default();
+        let mut disagreed = false;
+        let envelope = self.object(&mut bufs, b, meta, &env, top, out, &mut disagreed);
+        self.bufs = Some(bufs);
+        if disagreed {
+            self.quirks.time_disagreements += 1;
+        }
+        if envelope {
+            self.decode_envelope(b, meta, out);
+        }
+    }
+
+    /// [`Self::decode_object`] with the buffers taken out of `self`; `true`
+    /// when the object is a CloudWatch Logs envelope after all.
+    #[allow(clippy::too_many_arguments)]
+    fn object(
+        &self,
+        bufs: &mut Buffers,
+        b: &[u8],
+        meta: &RecordMeta<'_>,
+        env: &Env<'_>,
+        top: bool,
+        out: &mut Vec<Decoded>,
+        disagreed: &mut bool,
+    ) -> bool {
+        let mut p = Picker {
+            fmt: self.forced_format(),
+            mapped: &self.mapped,
+            tenant_paths: &self.tenant_paths,
+            memo: &mut bufs.memo,
+            slots: Slots::new(),
+            tenant: recycle(std::mem::take(&mut bufs.tenant)),
+            pairs: recycle(std::mem::take(&mut bufs.pairs)),
+            keys: std::mem::take(&mut bufs.keys),
+        };
+        p.keys.clear();
+        p.tenant.resize(self.tenant_paths.len(), None);
+        let envelope = match scan::scan(b, self.limits.max_depth, &mut bufs.scan, &mut p) {
+            Ok(root) => {
+                let unescaped = bufs.scan.unescaped();
+                self.scanned(&mut p, root, unescaped, meta, env, top, out, disagreed)
+            }
             Err(e) => {
                 out.push(match e {
                     ScanError::NotJson if is_execution_log(b) => {
                         Decoded::Skipped(SkipReason::ExecutionLog)
                     }
                     ScanError::NotJson => {
-                        self.rejected(&env, RejectReason::NotJson, "not valid JSON")
+                        self.rejected(env, RejectReason::NotJson, "not valid JSON")
                     }
                     ScanError::NotObject => self.rejected(
-                        &env,
+                        env,
                         RejectReason::NotObject,
                         "a record must be a JSON object",
                     ),
                     ScanError::TooDeep => self.rejected(
-                        &env,
+                        env,
                         RejectReason::TooDeep,
                         format!(
                             "nested deeper than limits.max_depth ({})",
@@ -468,32 +704,57 @@ impl Decoder {
                         ),
                     ),
                 });
-                return;
+                false
             }
         };
-        if top && flat.log_events && flat.get("messageType").is_some() {
-            self.pairs.put(flat.pairs);
-            return self.decode_envelope(b, meta, out);
+        bufs.tenant = recycle(p.tenant);
+        bufs.pairs = recycle(p.pairs);
+        bufs.keys = p.keys;
+        envelope
+    }
+
+    /// A scanned object: format, then event or rejection.
+    #[allow(clippy::too_many_arguments)]
+    fn scanned<'a>(
+        &self,
+        p: &mut Picker<'a, '_>,
+        root: Root<'a>,
+        unescaped: &str,
+        meta: &RecordMeta<'_>,
+        env: &Env<'_>,
+        top: bool,
+        out: &mut Vec<Decoded>,
+        disagreed: &mut bool,
+    ) -> bool {
+        if top && root.log_events && root.message_type {
+            return true;
         }
         if top && self.format == Format::Cloudwatch {
             out.push(self.rejected(
-                &env,
+                env,
                 RejectReason::UnknownFormat,
                 "format is cloudwatch but the record is not a CloudWatch Logs envelope",
             ));
-            return;
+            return false;
         }
-        match self
-            .record_format(&flat)
-            .and_then(|fmt| self.build(&flat, fmt, meta, &env))
-        {
-            Ok(ev) => out.push(Decoded::Event(ev)),
+        let fmt = match p.fmt {
+            Some(f) => Ok(f),
+            None => self.detect(p, root, unescaped).inspect(|&f| {
+                for &(_, info, v) in &p.pairs {
+                    if let Some((slot, rank)) = info.slot(f) {
+                        offer(&mut p.slots, slot, rank, v, unescaped);
+                    }
+                }
+            }),
+        };
+        match fmt.and_then(|fmt| self.build(p, fmt, unescaped, meta, env, disagreed, out)) {
+            Ok(()) => {}
             Err(mut r) => {
                 r.index = env.index;
                 out.push(Decoded::Rejected(r));
             }
         }
-        self.pairs.put(flat.pairs);
+        false
     }
 
     fn rejected(&self, env: &Env<'_>, reason: RejectReason, detail: impl Into<String>) -> Decoded {
@@ -502,28 +763,36 @@ impl Decoder {
         Decoded::Rejected(r)
     }
 
-    fn record_format(&self, flat: &Flat<'_>) -> Result<RecordFormat, Rejection> {
-        let forced = match self.format {
+    /// The format the input is configured with, if it names one.
+    fn forced_format(&self) -> Option<RecordFormat> {
+        match self.format {
             Format::Auto | Format::Cloudwatch => None,
             Format::Apigw => Some(RecordFormat::Apigw),
             Format::ZscalerWeb => Some(RecordFormat::ZscalerWeb),
             Format::ZscalerFw => Some(RecordFormat::ZscalerFw),
             Format::ZscalerDns => Some(RecordFormat::ZscalerDns),
             Format::Zpa => Some(RecordFormat::Zpa),
-        };
-        if let Some(f) = forced {
-            return Ok(f);
         }
-        if let Some(f) = flat
+    }
+
+    /// `auto`: the format a record's `sourcetype` names, else the one its
+    /// keys vote for.
+    fn detect(
+        &self,
+        p: &Picker<'_, '_>,
+        root: Root<'_>,
+        unescaped: &str,
+    ) -> Result<RecordFormat, Rejection> {
+        if let Some(f) = root
             .sourcetype
-            .as_deref()
+            .and_then(|v| v.resolve(unescaped).as_str())
             .and_then(RecordFormat::from_sourcetype)
         {
             return Ok(f);
         }
         let mut votes = [0u16; 5];
-        for (k, _) in &flat.pairs {
-            let h = fields::hint(k);
+        for (_, info, _) in &p.pairs {
+            let h = info.hint();
             if h != 0 {
                 for (i, v) in votes.iter_mut().enumerate() {
                     *v += u16::from(h >> i & 1);
@@ -539,51 +808,40 @@ impl Decoder {
                 RejectReason::UnknownFormat,
                 format!(
                     "no API Gateway, Zscaler ZIA or ZPA keys found; keys seen: {}",
-                    flat.key_sample(8)
+                    p.key_sample(8)
                 ),
             ));
         }
         Ok(AUTO_ORDER[best])
     }
 
+    /// The event, pushed onto `out` (and filled in there: an `Event` is
+    /// large, and every move of it is a copy).
+    #[allow(clippy::too_many_arguments)]
     fn build(
-        &mut self,
-        flat: &Flat<'_>,
+        &self,
+        p: &Picker<'_, '_>,
         fmt: RecordFormat,
+        unescaped: &str,
         meta: &RecordMeta<'_>,
         env: &Env<'_>,
-    ) -> Result<Event, Rejection> {
-        // Pick the best-ranked present value for each slot.
-        let mut slots: [Option<(u8, u32)>; SLOTS] = [None; SLOTS];
-        for (i, (k, v)) in flat.pairs.iter().enumerate() {
-            let hit = if self.mapped.is_empty() {
-                fmt.slot(k)
-            } else {
-                match self.mapped.iter().find(|(p, _)| p == k) {
-                    Some((_, slot)) => Some((*slot, 0)),
-                    None => fmt.slot(k).map(|(s, r)| (s, r.saturating_add(1))),
-                }
-            };
-            if let Some((slot, rank)) = hit {
-                // Absent values leave the slot to a lower-ranked alias.
-                match v {
-                    Scalar::Null => continue,
-                    Scalar::Str(s) if is_sentinel(s) => continue,
-                    _ => {}
-                }
-                let e = &mut slots[slot as usize];
-                if e.is_none_or(|(r, _)| rank < r) {
-                    *e = Some((rank, i as u32));
-                }
-            }
-        }
-        let get = |s: Slot| slots[s as usize].map(|(_, i)| &flat.pairs[i as usize].1);
+        disagreed: &mut bool,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), Rejection> {
+        let get = |s: Slot| p.slots.get(s).map(|v| v.resolve(unescaped));
 
-        let ts = self.timestamp(fmt, &get, env)?;
+        let ts = self.timestamp(fmt, &get, env, disagreed)?;
+        let field = |i: usize| {
+            p.tenant
+                .get(i)
+                .copied()
+                .flatten()
+                .map(|v| v.resolve(unescaped))
+        };
         let tenant = self
             .tenant
             .resolve(&TenantCtx {
-                flat,
+                field: &field,
                 meta,
                 log_group: env.log_group,
             })
@@ -598,57 +856,78 @@ impl Decoder {
             })?;
 
         let pct = fmt.percent_escaped();
-        let label = |s: Slot| get(s).and_then(|v| text(v, pct));
-        let plain = |s: Slot| get(s).and_then(|v| text(v, false));
+        // Macros rather than closures, so that each use is inlined (a call
+        // per field costs as much as the field).
+        macro_rules! label {
+            ($s:expr) => {
+                get($s).and_then(|v| text(v, pct))
+            };
+        }
+        macro_rules! plain {
+            ($s:expr) => {
+                get($s).and_then(|v| text(v, false))
+            };
+        }
 
-        let mut ev = Event::new(tenant, fmt.source(), ts);
-        ev.id = plain(Slot::Id).or_else(|| env.cw_id.map(Text::from));
-        ev.principal = label(Slot::Principal);
+        out.push(Decoded::Event(Event::new(tenant, fmt.source(), ts)));
+        let Some(Decoded::Event(ev)) = out.last_mut() else {
+            return Ok(());
+        };
+        ev.id = plain!(Slot::Id).or_else(|| env.cw_id.map(Text::from));
+        ev.principal = label!(Slot::Principal);
         ev.client_ip = get(Slot::ClientIp).and_then(ip);
-        ev.user_agent = plain(Slot::UserAgent);
-        ev.token_issuer = plain(Slot::Issuer);
-        let mut subject = get(Slot::Subject).and_then(|v| text(v, false));
-        ev.client_id = plain(Slot::ClientId);
+        ev.user_agent = plain!(Slot::UserAgent);
+        ev.token_issuer = plain!(Slot::Issuer);
+        // Only hashed: no `Text` for it (a subject is often longer than fits inline).
+        let mut subject: Option<Cow<'_, str>> = get(Slot::Subject).and_then(|v| match v {
+            Scalar::Str(s) => {
+                let s = s.trim_ascii();
+                (!is_sentinel(s)).then_some(Cow::Borrowed(s))
+            }
+            v => text(v, false).map(|t| Cow::Owned(t.into_string())),
+        });
+        ev.client_id = plain!(Slot::ClientId);
         if let Some(claims) = get(Slot::Token)
-            .and_then(Scalar::as_str)
+            .and_then(|v| v.as_str())
             .and_then(token::read_jwt)
         {
             if ev.token_issuer.is_none() {
                 ev.token_issuer = claims.iss.filter(|s| !is_sentinel(s)).map(Text::from);
             }
             if subject.is_none() {
-                subject = claims.sub.filter(|s| !is_sentinel(s)).map(Text::from);
+                subject = claims.sub.filter(|s| !is_sentinel(s)).map(Cow::Owned);
             }
             if ev.client_id.is_none() {
                 ev.client_id = claims.client_id.filter(|s| !is_sentinel(s)).map(Text::from);
             }
         }
-        ev.token_subject = subject.map(|s| token::subject_hash(&self.subject_key, &s));
-        if ev.principal.is_none() {
-            if let Some(h) = &ev.token_subject {
-                let mut p = Text::with_capacity(4 + h.len());
-                p.push_str("sub:");
-                p.push_str(h);
-                ev.principal = Some(p);
+        if let Some(s) = subject {
+            // `sub:<hash>`: the principal when no other field names one.
+            let mut buf = *b"sub:....................";
+            buf[4..].copy_from_slice(&token::subject_hex(&self.subject_key, &s));
+            let p = scan::ascii(&buf).expect("hex is ASCII");
+            ev.token_subject = Some(Text::from(&p[4..]));
+            if ev.principal.is_none() {
+                ev.principal = Some(Text::from(p));
             }
         }
-        ev.method = plain(Slot::Method);
-        ev.route = match plain(Slot::Route) {
+        ev.method = plain!(Slot::Method);
+        ev.route = match plain!(Slot::Route) {
             // A catch-all route says nothing about what was asked for: the
             // concrete path does (route enumeration hides behind `/{proxy+}`).
-            Some(r) if is_catch_all(&r) => plain(Slot::Path).or(Some(r)),
-            None => plain(Slot::Path),
+            Some(r) if is_catch_all(&r) => plain!(Slot::Path).or(Some(r)),
+            None => plain!(Slot::Path),
             r => r,
         };
         ev.destination_host = get(Slot::DestHost).and_then(host);
-        let url = match get(Slot::Url).and_then(Scalar::as_str) {
+        let url = match get(Slot::Url).and_then(|v| v.as_str()) {
             Some(u) => Some(Cow::Borrowed(u)),
-            None => get(Slot::B64Url).and_then(Scalar::as_str).and_then(b64),
+            None => get(Slot::B64Url).and_then(|v| v.as_str()).and_then(b64),
         };
         if let Some(u) = url.as_deref() {
             let (h, path) = split_url(u);
             if ev.destination_host.is_none() {
-                ev.destination_host = h.and_then(|h| host(&Scalar::Str(Cow::Borrowed(h))));
+                ev.destination_host = h.and_then(|h| host(Scalar::Str(h)));
             }
             if ev.route.is_none() && !path.is_empty() {
                 ev.route = Some(Text::from(path));
@@ -668,19 +947,19 @@ impl Decoder {
             .and_then(uint)
             .and_then(|n| u16::try_from(n).ok())
             .filter(|&n| n > 0);
-        ev.url_category = label(Slot::UrlCategory);
-        ev.app = label(Slot::App);
-        ev.action = label(Slot::Action);
-        ev.threat = label(Slot::Threat);
-        ev.protocol = plain(Slot::Protocol);
-        ev.content_type = plain(Slot::ContentType);
-        ev.stage = plain(Slot::Stage);
+        ev.url_category = label!(Slot::UrlCategory);
+        ev.app = label!(Slot::App);
+        ev.action = label!(Slot::Action);
+        ev.threat = label!(Slot::Threat);
+        ev.protocol = plain!(Slot::Protocol);
+        ev.content_type = plain!(Slot::ContentType);
+        ev.stage = plain!(Slot::Stage);
         ev.input = meta.input.map(Text::from);
         ev.partition = meta.partition.map(Text::from);
         ev.offset = meta.offset.map(Text::from);
         ev.log_group = env.log_group.map(Text::from);
         ev.log_stream = env.log_stream.map(Text::from);
-        Ok(ev)
+        Ok(())
     }
 
     /// Timestamp rule: an operator-mapped field first, then the epoch field,
@@ -689,16 +968,17 @@ impl Decoder {
     /// skipped for the next one; if none parses the record is rejected as
     /// `invalid_timestamp` (or `missing_timestamp` if it had none).
     fn timestamp<'v>(
-        &mut self,
+        &self,
         fmt: RecordFormat,
-        get: &impl Fn(Slot) -> Option<&'v Scalar<'v>>,
+        get: &impl Fn(Slot) -> Option<Scalar<'v>>,
         env: &Env<'_>,
+        disagreed: &mut bool,
     ) -> Result<DateTime<Utc>, Rejection> {
         let tz = get(Slot::Tz)
-            .and_then(Scalar::as_str)
+            .and_then(|v| v.as_str())
             .and_then(time::parse_tz)
             .unwrap_or(self.feed_tz);
-        let text_time = |v: &Scalar<'_>| -> Option<DateTime<Utc>> {
+        let text_time = |v: Scalar<'_>| -> Option<DateTime<Utc>> {
             let s = v.as_str()?;
             match fmt {
                 RecordFormat::Apigw => time::parse_clf(s)
@@ -709,12 +989,12 @@ impl Decoder {
                     .or_else(|| time::from_epoch_str(s)),
             }
         };
-        let epoch = |v: &Scalar<'_>| -> Option<DateTime<Utc>> {
+        let epoch = |v: Scalar<'_>| -> Option<DateTime<Utc>> {
             match v {
                 Scalar::Str(s) => time::from_epoch_str(s),
-                Scalar::U64(n) => time::from_epoch(*n as f64),
-                Scalar::I64(n) => time::from_epoch(*n as f64),
-                Scalar::F64(n) => time::from_epoch(*n),
+                Scalar::U64(n) => time::from_epoch(n as f64),
+                Scalar::I64(n) => time::from_epoch(n as f64),
+                Scalar::F64(n) => time::from_epoch(n),
                 _ => None,
             }
         };
@@ -738,8 +1018,8 @@ impl Decoder {
             text_time(v)
         });
         if let (Some(Some(a)), Some(Some(b))) = (e, t) {
-            if (a - b).num_seconds().abs() > 1 {
-                self.quirks.time_disagreements += 1;
+            if more_than_a_second_apart(a, b) {
+                *disagreed = true;
             }
         }
         if let Some(t) = e.flatten().or(t.flatten()) {
@@ -766,6 +1046,20 @@ impl Decoder {
     }
 }
 
+/// `(a - b).num_seconds().abs() > 1`, which truncates toward zero: the
+/// times are at least two seconds apart. Without a leap second (the parsers
+/// give none, except RFC 3339's `:60`) that is plain arithmetic, cheaper
+/// than building a `TimeDelta`.
+fn more_than_a_second_apart(a: DateTime<Utc>, b: DateTime<Utc>) -> bool {
+    const NS: i128 = 1_000_000_000;
+    let (na, nb) = (a.timestamp_subsec_nanos(), b.timestamp_subsec_nanos());
+    if na >= NS as u32 || nb >= NS as u32 {
+        return (a - b).num_seconds().abs() > 1;
+    }
+    let d = i128::from(a.timestamp() - b.timestamp()) * NS + i128::from(na) - i128::from(nb);
+    d.abs() >= 2 * NS
+}
+
 /// API Gateway catch-all routes: `/{proxy+}`, `ANY /{proxy+}`, `$default`.
 fn is_catch_all(route: &str) -> bool {
     route == "$default" || route.ends_with("{proxy+}")
@@ -775,15 +1069,16 @@ fn reject(reason: RejectReason, detail: impl Into<String>) -> Decoded {
     Decoded::Rejected(Rejection::new(reason, detail))
 }
 
-/// A value as text: strings as they are (percent-decoded if `pct`), numbers
-/// printed, sentinels and other types absent.
-fn text(v: &Scalar<'_>, pct: bool) -> Option<Text> {
+/// A slot's value as text: strings trimmed (percent-decoded if `pct`),
+/// numbers printed, other types absent. Slots hold no sentinels ([`offer`]
+/// drops them).
+#[inline(always)]
+fn text(v: Scalar<'_>, pct: bool) -> Option<Text> {
     match v {
         Scalar::Str(s) => {
             let s = s.trim_ascii();
-            if is_sentinel(s) {
-                None
-            } else if pct && memchr::memchr(b'%', s.as_bytes()).is_some() {
+            debug_assert!(!is_sentinel(s));
+            if pct && s.as_bytes().contains(&b'%') {
                 Some(percent_decode(s))
             } else {
                 Some(Text::from(s))
@@ -792,7 +1087,7 @@ fn text(v: &Scalar<'_>, pct: bool) -> Option<Text> {
         Scalar::U64(n) => Some(Text::from(n.to_string())),
         Scalar::I64(n) => Some(Text::from(n.to_string())),
         Scalar::F64(n) => Some(Text::from(n.to_string())),
-        Scalar::Bool(b) => Some(Text::from(if *b { "true" } else { "false" })),
+        Scalar::Bool(b) => Some(Text::from(if b { "true" } else { "false" })),
         Scalar::Null => None,
     }
 }
@@ -829,13 +1124,34 @@ fn percent_decode(s: &str) -> Text {
     out
 }
 
-fn uint(v: &Scalar<'_>) -> Option<u64> {
+/// A string of 1 to 19 ASCII digits as a number (what `parse::<u64>` gives
+/// such a string, sooner).
+#[inline(always)]
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    let mut n = 0u64;
+    for &b in s.as_bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    Some(n)
+}
+
+#[inline(always)]
+fn uint(v: Scalar<'_>) -> Option<u64> {
     match v {
-        Scalar::U64(n) => Some(*n),
-        Scalar::I64(n) => u64::try_from(*n).ok(),
-        Scalar::F64(f) if *f >= 0.0 && f.is_finite() && *f < 1.8e19 => Some(f.round() as u64),
+        Scalar::U64(n) => Some(n),
+        Scalar::I64(n) => u64::try_from(n).ok(),
+        Scalar::F64(f) if f >= 0.0 && f.is_finite() && f < 1.8e19 => Some(f.round() as u64),
         Scalar::Str(s) => {
             let s = s.trim_ascii();
+            if let Some(n) = digits(s) {
+                return Some(n);
+            }
             s.parse::<u64>().ok().or_else(|| {
                 s.parse::<f64>()
                     .ok()
@@ -847,30 +1163,78 @@ fn uint(v: &Scalar<'_>) -> Option<u64> {
     }
 }
 
-fn float(v: &Scalar<'_>) -> Option<f64> {
+#[inline]
+fn float(v: Scalar<'_>) -> Option<f64> {
     let f = match v {
-        Scalar::U64(n) => *n as f64,
-        Scalar::I64(n) => *n as f64,
-        Scalar::F64(f) => *f,
-        Scalar::Str(s) => s.trim_ascii().parse().ok()?,
+        Scalar::U64(n) => n as f64,
+        Scalar::I64(n) => n as f64,
+        Scalar::F64(f) => f,
+        Scalar::Str(s) => {
+            let s = s.trim_ascii();
+            match digits(s) {
+                // Below 2^53 an integer is exact as `f64`, as parsing gives it.
+                Some(n) if s.len() <= 15 => n as f64,
+                _ => s.parse().ok()?,
+            }
+        }
         _ => return None,
     };
     (f.is_finite() && f >= 0.0).then_some(f)
 }
 
 /// An IP, with `0.0.0.0` / `::` placeholders and brackets handled.
-fn ip(v: &Scalar<'_>) -> Option<IpAddr> {
+fn ip(v: Scalar<'_>) -> Option<IpAddr> {
     let s = v.as_str()?.trim_ascii();
     let s = s
         .strip_prefix('[')
         .and_then(|x| x.strip_suffix(']'))
         .unwrap_or(s);
-    let a: IpAddr = s.parse().ok()?;
+    let a: IpAddr = match ipv4(s.as_bytes()) {
+        Some(a) => IpAddr::V4(a),
+        None => s.parse().ok()?,
+    };
     (!a.is_unspecified()).then_some(a)
 }
 
+/// Dotted-quad IPv4 in its plain form (1 to 3 digits per octet, no leading
+/// zeros), which `IpAddr`'s parser reads alike, sooner; `None` for anything
+/// else, which is left to that parser.
+#[inline]
+fn ipv4(s: &[u8]) -> Option<std::net::Ipv4Addr> {
+    if !(7..=15).contains(&s.len()) {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let (mut k, mut v, mut start) = (0, 0u64, 0);
+    // Each octet is checked where it ends: at a dot, or past the last byte.
+    let mut end = |k: &mut usize, v: u64, start: usize, at: usize| -> Option<()> {
+        let digits = at - start;
+        let leading_zero = digits > 1 && s[start] == b'0';
+        if digits == 0 || digits > 3 || leading_zero || v > 255 || *k > 3 {
+            return None;
+        }
+        octets[*k] = v as u8;
+        *k += 1;
+        Some(())
+    };
+    for (at, &c) in s.iter().enumerate() {
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            // At most 15 digits: no overflow, and > 255 is refused at the end.
+            v = v * 10 + u64::from(d);
+        } else if c == b'.' {
+            end(&mut k, v, start, at)?;
+            (v, start) = (0, at + 1);
+        } else {
+            return None;
+        }
+    }
+    end(&mut k, v, start, s.len())?;
+    (k == 4).then(|| std::net::Ipv4Addr::from(octets))
+}
+
 /// A host name: trimmed, lower-cased, trailing dot removed.
-fn host(v: &Scalar<'_>) -> Option<Text> {
+fn host(v: Scalar<'_>) -> Option<Text> {
     let s = v.as_str()?.trim_ascii().trim_end_matches('.');
     if is_sentinel(s) {
         return None;
@@ -891,6 +1255,20 @@ fn b64(s: &str) -> Option<Cow<'static, str>> {
     String::from_utf8(bytes).ok().map(Cow::Owned)
 }
 
+/// The first `://` in `b` (URLs have few colons: cheaper than a substring
+/// search's setup).
+fn scheme_end(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = memchr::memchr(b':', &b[from..]) {
+        let i = from + p;
+        if b[i + 1..].starts_with(b"//") {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
+}
+
 /// Splits `scheme://user@host:port/path?query` (scheme optional, as Zscaler
 /// often logs `www.example.com/path`) into host and path; the query and
 /// fragment are dropped (they can carry secrets).
@@ -898,7 +1276,7 @@ fn split_url(u: &str) -> (Option<&str>, &str) {
     // Byte searches: every delimiter is ASCII, so every split is a boundary.
     let u = u.trim_ascii();
     let b = u.as_bytes();
-    let rest = match memchr::memmem::find(b, b"://") {
+    let rest = match scheme_end(b) {
         Some(i) => &u[i + 3..],
         None => u,
     };
@@ -952,6 +1330,149 @@ mod tests {
     }
 
     #[test]
+    fn fast_number_and_address_readings_agree_with_std() {
+        for s in [
+            "",
+            "0",
+            "00",
+            "007",
+            "200",
+            "18446744073709551615",
+            "9999999999999999999",
+            "10000000000000000000",
+            "99999999999999999999",
+            "+5",
+            "-5",
+            "1.5",
+            "1e3",
+            " 7",
+            "12a",
+            "4503599627370496",
+            "999999999999999",
+            "9007199254740993",
+        ] {
+            let v = Scalar::Str(s);
+            let want_u = {
+                let t = s.trim_ascii();
+                t.parse::<u64>().ok().or_else(|| {
+                    t.parse::<f64>()
+                        .ok()
+                        .filter(|f| *f >= 0.0 && f.is_finite() && *f < 1.8e19)
+                        .map(|f| f.round() as u64)
+                })
+            };
+            assert_eq!(uint(v), want_u, "{s:?}");
+            let want_f = s
+                .trim_ascii()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && *f >= 0.0);
+            assert_eq!(float(v), want_f, "{s:?}");
+        }
+        for s in [
+            "198.51.100.7",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1.02.3.4",
+            "1.2.3.04",
+            "1.2.3.0",
+            "1234.1.1.1",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.4 ",
+            "a.b.c.d",
+            "::",
+            "::1",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+            "1.2.3.4:80",
+            "",
+            "1.2.3.4.",
+            "10.0.0.255",
+            "123456789012345",
+            "999999999999.1",
+            "1.2.3.4444",
+            "1.2.3.",
+            "1.2..3",
+            "00.1.2.3",
+            "0.0.0.00",
+        ] {
+            let want = s.parse::<IpAddr>().ok();
+            let fast = ipv4(s.as_bytes()).map(IpAddr::V4);
+            assert!(
+                fast.is_none() || fast == want,
+                "{s:?}: {fast:?} vs {want:?}"
+            );
+        }
+        let mut x = 0x9e37_79b9_u32;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let s = format!("{}.{}.{}.{}", x >> 24, x >> 16 & 255, x >> 8 & 255, x & 255);
+            assert_eq!(ipv4(s.as_bytes()).map(IpAddr::V4), s.parse().ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn recycled_buffers_keep_their_allocation() {
+        let mut v: Vec<Option<Value<'static>>> = Vec::with_capacity(64);
+        v.push(None);
+        let cap = v.capacity();
+        let rec = String::from("x");
+        let mut w: Vec<Option<Value<'_>>> = recycle(v);
+        w.push(Some(Value::Str(&rec)));
+        assert_eq!(w.capacity(), cap);
+        let back: Vec<Option<Value<'static>>> = recycle(w);
+        assert_eq!((back.len(), back.capacity()), (0, cap));
+    }
+
+    #[test]
+    fn disagreement_is_chronos_reading() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let base = t("2023-06-10T15:36:28Z");
+        for ns in [
+            0i64,
+            1,
+            999_999_999,
+            1_000_000_000,
+            1_000_000_001,
+            1_999_999_999,
+            2_000_000_000,
+            2_000_000_001,
+            3_500_000_000,
+            86_400_000_000_000,
+            1_234_567_891,
+        ] {
+            for sign in [1, -1] {
+                let other = base + chrono::TimeDelta::nanoseconds(sign * ns);
+                for (a, b) in [(base, other), (other, base)] {
+                    assert_eq!(
+                        more_than_a_second_apart(a, b),
+                        (a - b).num_seconds().abs() > 1,
+                        "{a} {b}"
+                    );
+                }
+            }
+        }
+        let leap = t("2016-12-31T23:59:60.5Z");
+        for b in [
+            t("2016-12-31T23:59:58Z"),
+            t("2017-01-01T00:00:01Z"),
+            t("2017-01-01T00:00:02Z"),
+        ] {
+            assert_eq!(
+                more_than_a_second_apart(leap, b),
+                (leap - b).num_seconds().abs() > 1
+            );
+        }
+    }
+
+    #[test]
     fn urls_split_without_query() {
         assert_eq!(
             split_url("https://u:p@Example.com:8443/a/b?token=x#f"),
@@ -966,6 +1487,23 @@ mod tests {
             (Some("2001:db8::1"), "/p")
         );
         assert_eq!(split_url("host"), (Some("host"), ""));
+        for u in [
+            "a://b",
+            "a:/b://c",
+            "::://",
+            "x:",
+            ":",
+            "",
+            "://",
+            "a:b:c://d",
+            "http:/x",
+        ] {
+            assert_eq!(
+                scheme_end(u.as_bytes()),
+                memchr::memmem::find(u.as_bytes(), b"://"),
+                "{u}"
+            );
+        }
         assert_eq!(split_url(""), (None, ""));
     }
 

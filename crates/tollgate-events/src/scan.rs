@@ -1,5 +1,6 @@
 //! One pass over a JSON object that flattens it into `(dotted.path, scalar)`
-//! pairs, borrowing from the input wherever the text has no escapes.
+//! pairs, handed one at a time to a [`Sink`], borrowing from the input
+//! wherever the text has no escapes.
 //!
 //! Flattening makes the two ways operators log nested data look the same:
 //! `{"authorizer":{"claims":{"iss":…}}}` and `{"authorizer.claims.iss":…}` both
@@ -11,18 +12,26 @@
 //! skipped. Nesting deeper than the configured limit is an error.
 //!
 //! This is a hand-written parser rather than a `serde_json` visitor because it
-//! is the hottest code in Tollgate: it validates UTF-8 once for the whole
-//! record instead of once per string, finds string ends with `memchr`, and
-//! builds no intermediate values. It accepts exactly the JSON that
-//! `serde_json` accepts (RFC 8259; a differential property test in
-//! `tests/props.rs` and the unit tests below hold it to that).
-
-use std::borrow::Cow;
+//! is the hottest code in Tollgate. It works in two passes. The first is
+//! branch-free SIMD over the whole record (SSE2, sixteen bytes at a time; SWAR
+//! elsewhere): it marks every quote, backslash and control character in a
+//! bitmap and notices any byte ≥ 0x80. Only a record with such a byte is
+//! checked for UTF-8, once; an ASCII record needs no check. The second pass
+//! is the parser, which finds each string's end from the bitmap with one
+//! `trailing_zeros` instead of searching for it, and reads root-level keys
+//! through the *shape* of the records before (see [`Scratch`]): a key that
+//! is where the last record had it is recognized with one comparison, its
+//! meaning to the sink already known. The parser stores nothing itself: the
+//! sink keeps what it wants (the decoder keeps only the keys its tables
+//! know), and strings with escapes are unescaped into one reusable arena, so
+//! a record allocates nothing once the buffers are warm. It accepts exactly
+//! the JSON that `serde_json` accepts (RFC 8259; a differential property
+//! test in `tests/props.rs` and the unit tests below hold it to that).
 
 /// A leaf value. Numbers keep their JSON type so that ids are never rounded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Scalar<'a> {
-    Str(Cow<'a, str>),
+    Str(&'a str),
     U64(u64),
     I64(i64),
     F64(f64),
@@ -30,9 +39,9 @@ pub enum Scalar<'a> {
     Null,
 }
 
-impl Scalar<'_> {
+impl<'a> Scalar<'a> {
     /// The value as text, if it is a string.
-    pub fn as_str(&self) -> Option<&str> {
+    pub fn as_str(&self) -> Option<&'a str> {
         match self {
             Scalar::Str(s) => Some(s),
             _ => None,
@@ -40,63 +49,216 @@ impl Scalar<'_> {
     }
 }
 
-/// A flattened record.
-#[derive(Debug, Default)]
-pub struct Flat<'a> {
-    pub pairs: Vec<(Cow<'a, str>, Scalar<'a>)>,
-    /// `sourcetype` of a Zscaler SIEM wrapper, when the record had one.
-    pub sourcetype: Option<Cow<'a, str>>,
+/// A leaf value as the scanner hands it over: a [`Scalar`] whose string, if
+/// it had escapes, is a range of the record's unescape arena
+/// ([`Scratch::unescaped`]). `Copy`, so buffers of values drop for free.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Str(&'a str),
+    /// `Scratch::unescaped()[start..end]`.
+    Esc(usize, usize),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Null,
+}
+
+impl<'a> Value<'a> {
+    /// The value, with an unescaped string read from `arena` (the record's
+    /// [`Scratch::unescaped`], or the `unescaped` a [`Sink`] was given).
+    #[inline]
+    pub fn resolve<'r>(self, arena: &'r str) -> Scalar<'r>
+    where
+        'a: 'r,
+    {
+        match self {
+            Value::Str(s) => Scalar::Str(s),
+            Value::Esc(a, b) => Scalar::Str(&arena[a..b]),
+            Value::U64(n) => Scalar::U64(n),
+            Value::I64(n) => Scalar::I64(n),
+            Value::F64(n) => Scalar::F64(n),
+            Value::Bool(b) => Scalar::Bool(b),
+            Value::Null => Scalar::Null,
+        }
+    }
+}
+
+/// A flattened path: borrowed from the record (a root-level key without
+/// escapes, the common case) or built in scratch space the next pair reuses.
+#[derive(Debug, Clone, Copy)]
+pub enum Path<'t, 'a: 't> {
+    Record(&'a str),
+    Scratch(&'t str),
+}
+
+impl<'t, 'a: 't> Path<'t, 'a> {
+    #[inline]
+    pub fn as_str(self) -> &'t str {
+        match self {
+            Path::Record(s) | Path::Scratch(s) => s,
+        }
+    }
+}
+
+/// Receives a record's pairs in record order.
+pub trait Sink<'a> {
+    /// What the sink makes of a path (which slot it feeds, say): a pure
+    /// function of the path, which the scanner remembers for the root keys
+    /// of the records it scans (see [`Scratch`]).
+    type Key: Copy;
+
+    /// The sink's reading of `path`.
+    fn key(&mut self, path: &str) -> Self::Key;
+
+    /// One scalar at `path`, whose [`Sink::key`] is `key`. `unescaped` is
+    /// the arena that [`Value::Esc`] ranges index, as far as it is written.
+    fn pair(&mut self, path: Path<'_, 'a>, key: Self::Key, value: Value<'a>, unescaped: &str);
+}
+
+/// Buffers the scanner reuses from record to record, and what it remembers
+/// of the records it has scanned: the *shape*, the sequence of root-level
+/// keys (those whose path is the key itself) of the last records, with the
+/// sink's [`Sink::key`] of each. Records of one feed share a template, so the
+/// n-th root key of a record is most often the n-th of the last one: when
+/// the bytes at the scan position are that key, its closing quote and a
+/// colon, the key is read with one comparison and its reading is known
+/// without asking the sink. Anything else takes the general path, whose
+/// result replaces the shape's entry.
+#[derive(Debug, Clone)]
+pub struct Scratch<K> {
+    /// The specials bitmap of the current record (see [`index`]).
+    specials: Vec<u64>,
+    /// Unescaped strings of the current record ([`Value::Esc`] ranges).
+    unescaped: String,
+    /// Dotted path of the object being read, empty at the root.
+    prefix: String,
+    /// The current key, when it had escapes.
+    key: String,
+    /// `prefix.key` of the current pair.
+    path: String,
+    /// The n-th root-level key of the last records.
+    shape: Vec<Learned<K>>,
+    /// The text of the shape's keys longer than 32 bytes.
+    shape_text: String,
+}
+
+/// A key of the shape: the key (as [`words`] of its two halves and a
+/// length, or a place in `shape_text`), what it means to the root object,
+/// and the sink's reading.
+#[derive(Debug, Clone, Copy)]
+struct Learned<K> {
+    /// `words` of the first 16 bytes, and (keys of 17 to 32 bytes) of the last 16.
+    w: [u64; 4],
+    /// Key length, or `u32::MAX` for a key that is not kept (one with
+    /// escapes, or too long), which never matches.
+    len: u32,
+    /// Where a key longer than 32 bytes is in `shape_text`.
+    at: u32,
+    special: Special,
+    data: K,
+}
+
+/// Keys the root object treats apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Special {
+    None,
+    /// `event`: a Zscaler SIEM wrapper's record.
+    Event,
+    /// `sourcetype`: a Zscaler SIEM wrapper's feed name.
+    Sourcetype,
+    /// `logEvents`: a CloudWatch Logs envelope's records.
+    LogEvents,
+    /// `messageType`: a CloudWatch Logs envelope's kind (noted wherever the
+    /// path is `messageType`, not only in the root object).
+    MessageType,
+}
+
+impl Special {
+    fn of(key: &str) -> Special {
+        match key {
+            "event" => Special::Event,
+            "sourcetype" => Special::Sourcetype,
+            "logEvents" => Special::LogEvents,
+            "messageType" => Special::MessageType,
+            _ => Special::None,
+        }
+    }
+}
+
+/// Two words that, with the length, are a key of up to 16 bytes exactly:
+/// its first and last eight bytes (four, for keys of 4 to 7 bytes; for
+/// shorter ones, every byte).
+#[inline(always)]
+pub(crate) fn words(k: &[u8]) -> (u64, u64) {
+    let n = k.len();
+    if n >= 8 {
+        let a = u64::from_le_bytes(k[..8].try_into().expect("8 bytes"));
+        let b = u64::from_le_bytes(k[n - 8..].try_into().expect("8 bytes"));
+        (a, b)
+    } else if n >= 4 {
+        let a = u32::from_le_bytes(k[..4].try_into().expect("4 bytes"));
+        let b = u32::from_le_bytes(k[n - 4..].try_into().expect("4 bytes"));
+        (u64::from(a), u64::from(b))
+    } else if n > 0 {
+        let a = u64::from(k[0]) | u64::from(k[n / 2]) << 8 | u64::from(k[n - 1]) << 16;
+        (a, 0)
+    } else {
+        (0, 0)
+    }
+}
+
+/// [`words`] of a key's first and last 16 bytes: with the length, a key of
+/// up to 32 bytes exactly.
+#[inline(always)]
+fn words4(k: &[u8]) -> [u64; 4] {
+    if k.len() <= 16 {
+        let (a, b) = words(k);
+        [a, b, 0, 0]
+    } else {
+        let (a, b) = words(&k[..16]);
+        let (c, d) = words(&k[k.len() - 16..]);
+        [a, b, c, d]
+    }
+}
+
+/// Bounds on the shape: entries, key length, and text kept.
+const SHAPE_KEYS: usize = 256;
+const SHAPE_KEY_LEN: usize = 128;
+const SHAPE_TEXT: usize = 16 << 10;
+
+impl<K> Default for Scratch<K> {
+    fn default() -> Self {
+        Scratch {
+            specials: Vec::new(),
+            unescaped: String::new(),
+            prefix: String::new(),
+            key: String::new(),
+            path: String::new(),
+            shape: Vec::new(),
+            shape_text: String::new(),
+        }
+    }
+}
+
+impl<K> Scratch<K> {
+    /// What [`Value::Esc`] ranges of the last scanned record index.
+    pub fn unescaped(&self) -> &str {
+        &self.unescaped
+    }
+}
+
+/// What the scanner itself notes at the root of a record.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Root<'a> {
+    /// `sourcetype` of a Zscaler SIEM wrapper, when the record had one (as a
+    /// string; it is then not handed to the sink).
+    pub sourcetype: Option<Value<'a>>,
     /// The root had a `logEvents` array (a CloudWatch Logs envelope, if it
     /// also has `messageType`).
     pub log_events: bool,
-}
-
-impl<'a> Flat<'a> {
-    /// The value at a dotted path, if present.
-    pub fn get(&self, path: &str) -> Option<&Scalar<'a>> {
-        self.pairs.iter().find(|(k, _)| k == path).map(|(_, v)| v)
-    }
-
-    /// Up to `n` keys, for error messages.
-    pub fn key_sample(&self, n: usize) -> String {
-        let mut out = String::new();
-        for (i, (k, _)) in self.pairs.iter().take(n).enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            out.extend(k.chars().take(40));
-        }
-        if self.pairs.len() > n {
-            out.push_str(", …");
-        }
-        out
-    }
-}
-
-/// A pair vector's allocation, kept between records. Emptying it and
-/// collecting it in place moves it to another lifetime without copying or
-/// allocating (std reuses the buffer when the layouts match) and without
-/// `unsafe`.
-#[derive(Debug, Default, Clone)]
-pub struct Pairs(Vec<(Cow<'static, str>, Scalar<'static>)>);
-
-impl Pairs {
-    /// Takes the buffer for a record's lifetime.
-    pub fn take<'a>(&mut self) -> Vec<(Cow<'a, str>, Scalar<'a>)> {
-        recycle(std::mem::take(&mut self.0))
-    }
-
-    /// Gives a record's buffer back.
-    pub fn put(&mut self, v: Vec<(Cow<'_, str>, Scalar<'_>)>) {
-        self.0 = recycle(v);
-    }
-}
-
-// `filter_map` is what changes the element type; its closure never runs.
-#[allow(clippy::unnecessary_filter_map)]
-fn recycle<'x, 'y>(mut v: Vec<(Cow<'x, str>, Scalar<'x>)>) -> Vec<(Cow<'y, str>, Scalar<'y>)> {
-    v.clear();
-    v.into_iter().filter_map(|_| None).collect()
+    /// A scalar was handed to the sink at the path `messageType`.
+    pub message_type: bool,
 }
 
 /// Why a record could not be flattened.
@@ -107,67 +269,73 @@ pub enum ScanError {
     TooDeep,
 }
 
-/// Flattens one JSON object. `bytes` must hold exactly one JSON value
-/// (surrounding whitespace allowed).
-#[cfg(test)]
-pub fn flatten(bytes: &[u8], max_depth: usize) -> Result<Flat<'_>, ScanError> {
-    flatten_into(bytes, max_depth, Vec::with_capacity(48))
-}
-
-/// [`flatten`] into a caller-supplied (empty) vector, so that its allocation
-/// can be reused from record to record (see [`Pairs::recycle`]).
-pub fn flatten_into<'a>(
+/// Flattens one JSON object into `sink`. `bytes` must hold exactly one JSON
+/// value (surrounding whitespace allowed).
+pub fn scan<'a, S: Sink<'a>>(
     bytes: &'a [u8],
     max_depth: usize,
-    pairs: Vec<(Cow<'a, str>, Scalar<'a>)>,
-) -> Result<Flat<'a>, ScanError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ScanError::NotJson)?;
+    scratch: &mut Scratch<S::Key>,
+    sink: &mut S,
+) -> Result<Root<'a>, ScanError> {
+    let s = if index(bytes, &mut scratch.specials) {
+        std::str::from_utf8(bytes).map_err(|_| ScanError::NotJson)?
+    } else {
+        // SAFETY: `index` found no byte ≥ 0x80 in `bytes`: it is ASCII, and
+        // ASCII is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    };
+    scratch.unescaped.clear();
+    scratch.prefix.clear();
     let mut p = Parser {
-        s: text,
+        s,
         b: bytes,
+        specials: &scratch.specials,
         i: 0,
         max_depth,
-        flat: Flat {
-            pairs,
-            sourcetype: None,
-            log_events: false,
-        },
-        prefix: String::new(),
+        unescaped: &mut scratch.unescaped,
+        prefix: &mut scratch.prefix,
+        key: &mut scratch.key,
+        path: &mut scratch.path,
+        shape: &mut scratch.shape,
+        shape_text: &mut scratch.shape_text,
+        ordinal: 0,
+        sink,
+        root: Root::default(),
     };
-    p.ws();
-    if p.peek() != Some(b'{') {
-        // Valid JSON that is not an object, or not JSON at all.
-        p.skip_value(0)?;
-        p.ws();
-        return Err(if p.i == p.b.len() {
-            ScanError::NotObject
-        } else {
-            ScanError::NotJson
-        });
-    }
-    p.i += 1;
-    p.root_object()?;
-    p.ws();
-    if p.i != p.b.len() {
-        return Err(ScanError::NotJson);
-    }
-    Ok(p.flat)
+    p.document()
 }
 
-struct Parser<'a> {
+struct Parser<'a, 's, S: Sink<'a>> {
     s: &'a str,
+    /// `s` as bytes.
     b: &'a [u8],
+    /// Where `b`'s quotes, backslashes and control characters are.
+    specials: &'s [u64],
     i: usize,
     max_depth: usize,
-    flat: Flat<'a>,
-    /// Dotted path of the object being read, empty at the root.
-    prefix: String,
+    unescaped: &'s mut String,
+    prefix: &'s mut String,
+    key: &'s mut String,
+    path: &'s mut String,
+    shape: &'s mut Vec<Learned<S::Key>>,
+    shape_text: &'s mut String,
+    /// The number of root-level keys read so far.
+    ordinal: usize,
+    sink: &'s mut S,
+    root: Root<'a>,
+}
+
+/// A member's key: borrowed from the record, or unescaped into `Parser::key`.
+#[derive(Clone, Copy)]
+enum Key<'a> {
+    Record(&'a str),
+    Unescaped,
 }
 
 type R<T> = Result<T, ScanError>;
 const BAD: ScanError = ScanError::NotJson;
 
-impl<'a> Parser<'a> {
+impl<'a, S: Sink<'a>> Parser<'a, '_, S> {
     #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -191,9 +359,37 @@ impl<'a> Parser<'a> {
         }
     }
 
+    fn document(&mut self) -> R<Root<'a>> {
+        self.ws();
+        if self.peek() != Some(b'{') {
+            // Valid JSON that is not an object, or not JSON at all.
+            self.skip_value(0)?;
+            self.ws();
+            return Err(if self.i == self.b.len() {
+                ScanError::NotObject
+            } else {
+                ScanError::NotJson
+            });
+        }
+        self.i += 1;
+        self.root_object()?;
+        self.ws();
+        if self.i != self.b.len() {
+            return Err(BAD);
+        }
+        Ok(self.root)
+    }
+
     /// Iterates an object's members after its `{`: calls `f` with each key,
-    /// positioned at the value.
-    fn members(&mut self, mut f: impl FnMut(&mut Self, Cow<'a, str>) -> R<()>) -> R<()> {
+    /// positioned at the value. When `root_level` (paths are the keys), the
+    /// keys are read through the shape and `f` gets the sink's reading and
+    /// the key's [`Special`]; otherwise `None` and `Special::None`.
+    #[inline(always)]
+    fn members(
+        &mut self,
+        root_level: bool,
+        mut f: impl FnMut(&mut Self, Key<'a>, Option<S::Key>, Special) -> R<()>,
+    ) -> R<()> {
         self.ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
@@ -204,11 +400,18 @@ impl<'a> Parser<'a> {
             if self.peek() != Some(b'"') {
                 return Err(BAD);
             }
-            self.i += 1;
-            let key = self.string()?;
-            self.expect(b':')?;
-            self.ws();
-            f(self, key)?;
+            if !(root_level && self.plain_member()) {
+                let (key, data, special) = if root_level {
+                    self.shaped_key()?
+                } else {
+                    self.i += 1;
+                    let key = self.key()?;
+                    self.expect(b':')?;
+                    (key, None, Special::None)
+                };
+                self.ws();
+                f(self, key, data, special)?;
+            }
             self.ws();
             match self.peek() {
                 Some(b',') => self.i += 1,
@@ -221,76 +424,276 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The common member, read in one go: at a root-level key's opening
+    /// quote, the shape's next key (an ordinary one), its closing quote, a
+    /// colon and a string without escapes, handed to the sink. Whatever else
+    /// is there is left to the general path (`false`, nothing consumed),
+    /// which would read exactly this.
+    #[inline(always)]
+    fn plain_member(&mut self) -> bool {
+        let Some(e) = self.shape.get(self.ordinal) else {
+            return false;
+        };
+        if e.special != Special::None {
+            return false;
+        }
+        let len = e.len as usize;
+        let start = self.i + 1;
+        let end = start + len;
+        // The key, its closing quote, a colon and the value's opening quote
+        // (see `shaped_key`).
+        let Some(k) = self.b.get(start..end + 3) else {
+            return false;
+        };
+        let key = &k[..len];
+        let same = k[len..] == *b"\":\""
+            && if len <= 16 {
+                words(key) == (e.w[0], e.w[1])
+            } else if len <= 32 {
+                words4(key) == e.w
+            } else {
+                self.shape_text
+                    .as_bytes()
+                    .get(e.at as usize..e.at as usize + len)
+                    == Some(key)
+            };
+        if !same {
+            return false;
+        }
+        let at = end + 3;
+        let Some(close) = next_special(self.specials, at) else {
+            return false;
+        };
+        if self.b[close] != b'"' {
+            return false;
+        }
+        let data = e.data;
+        let (key, value) = (self.quoted(start, end), self.quoted(at, close));
+        self.ordinal += 1;
+        self.i = close + 1;
+        self.sink
+            .pair(Path::Record(key), data, Value::Str(value), self.unescaped);
+        true
+    }
+
+    /// The text between an opening quote at `start - 1` and a quote at
+    /// `end`, as the scan found them.
+    #[inline(always)]
+    fn quoted(&self, start: usize, end: usize) -> &'a str {
+        debug_assert!(self.b[start - 1] == b'"' && self.b[end] == b'"');
+        // SAFETY: `s` is valid UTF-8 (checked, or ASCII, in `scan`); every
+        // caller passes a `start` that follows an ASCII `"` and an `end` at
+        // an ASCII `"` of `s` (found by `next_special`, or checked), with
+        // `start <= end`: both are character boundaries within `s`.
+        unsafe { self.s.get_unchecked(start..end) }
+    }
+
+    /// At a root-level key's opening quote: the key, read through the shape
+    /// (see [`Scratch`]), the sink's reading of it, and what it means to the
+    /// root object. Leaves the scan past the colon.
+    #[inline(always)]
+    fn shaped_key(&mut self) -> R<(Key<'a>, Option<S::Key>, Special)> {
+        let n = self.ordinal;
+        self.ordinal += 1;
+        if let Some(e) = self.shape.get(n) {
+            let len = e.len as usize;
+            let start = self.i + 1;
+            let end = start + len;
+            // The key, its closing quote and a colon. (An entry that keeps
+            // no key has `len` `u32::MAX` and never matches; a kept key
+            // longer than 32 bytes is in `shape_text`, which is shorter than
+            // any key that is not kept.)
+            let same = match self.b.get(start..end + 2) {
+                Some(k) if k[len..] == *b"\":" => {
+                    let k = &k[..len];
+                    if len <= 16 {
+                        words(k) == (e.w[0], e.w[1])
+                    } else if len <= 32 {
+                        words4(k) == e.w
+                    } else {
+                        self.shape_text
+                            .as_bytes()
+                            .get(e.at as usize..e.at as usize + len)
+                            == Some(k)
+                    }
+                }
+                _ => false,
+            };
+            if same {
+                // The bytes between the quotes are the shape's key, which has
+                // no quote, backslash or control character (it was read as a
+                // whole string without escapes), so the string that starts
+                // at `start` ends at `end`, as the general path reads it.
+                self.i = end + 2;
+                let key = self.quoted(start, end);
+                return Ok((Key::Record(key), Some(e.data), e.special));
+            }
+        }
+        self.i += 1;
+        let key = self.key()?;
+        self.expect(b':')?;
+        let text = match key {
+            Key::Record(s) => s,
+            Key::Unescaped => self.key.as_str(),
+        };
+        let special = Special::of(text);
+        let data = self.sink.key(text);
+        self.learn(n, key, special, data);
+        Ok((key, Some(data), special))
+    }
+
+    /// Makes `key` the shape's `n`-th key.
+    #[cold]
+    fn learn(&mut self, n: usize, key: Key<'a>, special: Special, data: S::Key) {
+        if n >= SHAPE_KEYS || n > self.shape.len() {
+            return;
+        }
+        let mut e = Learned {
+            w: [0; 4],
+            len: u32::MAX,
+            at: 0,
+            special,
+            data,
+        };
+        if let Key::Record(k) = key {
+            if k.len() <= SHAPE_KEY_LEN {
+                if k.len() > 32 {
+                    if self.shape_text.len() + k.len() > SHAPE_TEXT {
+                        // Start over rather than grow without bound.
+                        self.shape.clear();
+                        self.shape_text.clear();
+                        return;
+                    }
+                    e.at = self.shape_text.len() as u32;
+                    self.shape_text.push_str(k);
+                }
+                e.w = words4(k.as_bytes());
+                e.len = k.len() as u32;
+            }
+        }
+        if n == self.shape.len() {
+            self.shape.push(e);
+        } else {
+            self.shape[n] = e;
+        }
+    }
+
     fn root_object(&mut self) -> R<()> {
-        self.members(|p, key| match &*key {
-            "event" if p.peek() == Some(b'{') => {
-                // Zscaler SIEM wrapper: flatten the inner object at the root.
-                p.i += 1;
-                p.object_body(2)
-            }
-            "sourcetype" if p.peek() == Some(b'"') => {
-                p.i += 1;
-                let v = p.string()?;
-                p.flat.sourcetype = Some(v);
-                Ok(())
-            }
-            "logEvents" if p.peek() == Some(b'[') => {
-                p.flat.log_events = true;
-                p.value(key, 1)
-            }
-            _ => p.value(key, 1),
-        })
+        self.members(
+            true,
+            #[inline(always)]
+            |p, key, data, special| match (special, p.peek()) {
+                (Special::Event, Some(b'{')) => {
+                    // Zscaler SIEM wrapper: flatten the inner object at the root.
+                    p.i += 1;
+                    p.object_body(2)
+                }
+                (Special::Sourcetype, Some(b'"')) => {
+                    p.i += 1;
+                    let v = p.string_value()?;
+                    p.root.sourcetype = Some(v);
+                    Ok(())
+                }
+                (Special::LogEvents, Some(b'[')) => {
+                    p.root.log_events = true;
+                    p.value(key, data, special, 1)
+                }
+                _ => p.value(key, data, special, 1),
+            },
+        )
     }
 
     /// An object's members after its `{`, flattened under the current prefix.
     fn object_body(&mut self, depth: usize) -> R<()> {
-        self.members(|p, key| p.value(key, depth))
+        let root_level = self.prefix.is_empty();
+        self.members(
+            root_level,
+            #[inline(always)]
+            |p, key, data, special| p.value(key, data, special, depth),
+        )
     }
 
-    /// A member value at `depth`, stored under `prefix.key`.
-    fn value(&mut self, key: Cow<'a, str>, depth: usize) -> R<()> {
+    /// A member value at `depth`, handed to the sink under `prefix.key`.
+    /// `data` is the sink's reading of the key and `special` what it is to
+    /// the root object, when the key is the path.
+    #[inline(always)]
+    fn value(
+        &mut self,
+        key: Key<'a>,
+        data: Option<S::Key>,
+        special: Special,
+        depth: usize,
+    ) -> R<()> {
         let v = match self.peek().ok_or(BAD)? {
             b'"' => {
                 self.i += 1;
-                Scalar::Str(self.string()?)
+                self.string_value()?
             }
-            b'{' => {
-                if depth >= self.max_depth {
-                    return Err(ScanError::TooDeep);
-                }
-                self.i += 1;
-                let saved = self.prefix.len();
-                if !self.prefix.is_empty() {
-                    self.prefix.push('.');
-                }
-                self.prefix.push_str(&key);
-                self.object_body(depth + 1)?;
-                self.prefix.truncate(saved);
-                return Ok(());
-            }
+            b'{' => return self.nested(key, depth),
             b'[' => return self.skip_value(depth),
-            b't' => self.literal(b"true", Scalar::Bool(true))?,
-            b'f' => self.literal(b"false", Scalar::Bool(false))?,
-            b'n' => self.literal(b"null", Scalar::Null)?,
+            b't' => {
+                self.literal(b"true")?;
+                Value::Bool(true)
+            }
+            b'f' => {
+                self.literal(b"false")?;
+                Value::Bool(false)
+            }
+            b'n' => {
+                self.literal(b"null")?;
+                Value::Null
+            }
             _ => self.number()?,
         };
         let path = if self.prefix.is_empty() {
-            key
+            match key {
+                Key::Record(s) => Path::Record(s),
+                Key::Unescaped => Path::Scratch(self.key.as_str()),
+            }
         } else {
-            let mut p = String::with_capacity(self.prefix.len() + 1 + key.len());
-            p.push_str(&self.prefix);
-            p.push('.');
-            p.push_str(&key);
-            Cow::Owned(p)
+            self.path.clear();
+            self.path.push_str(self.prefix);
+            self.path.push('.');
+            match key {
+                Key::Record(s) => self.path.push_str(s),
+                Key::Unescaped => self.path.push_str(self.key),
+            }
+            Path::Scratch(self.path.as_str())
         };
-        self.flat.pairs.push((path, v));
+        let data = match data {
+            Some(d) => d,
+            None => self.sink.key(path.as_str()),
+        };
+        self.root.message_type |= special == Special::MessageType;
+        self.sink.pair(path, data, v, self.unescaped);
         Ok(())
     }
 
-    fn literal(&mut self, word: &[u8], v: Scalar<'a>) -> R<Scalar<'a>> {
+    /// An object member value at `depth`: its members are flattened under
+    /// `prefix.key`.
+    #[inline(never)]
+    fn nested(&mut self, key: Key<'a>, depth: usize) -> R<()> {
+        if depth >= self.max_depth {
+            return Err(ScanError::TooDeep);
+        }
+        self.i += 1;
+        let saved = self.prefix.len();
+        if !self.prefix.is_empty() {
+            self.prefix.push('.');
+        }
+        match key {
+            Key::Record(s) => self.prefix.push_str(s),
+            Key::Unescaped => self.prefix.push_str(self.key),
+        }
+        self.object_body(depth + 1)?;
+        self.prefix.truncate(saved);
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> R<()> {
         if self.b[self.i..].starts_with(word) {
             self.i += word.len();
-            Ok(v)
+            Ok(())
         } else {
             Err(BAD)
         }
@@ -302,7 +705,11 @@ impl<'a> Parser<'a> {
         match self.peek().ok_or(BAD)? {
             b'"' => {
                 self.i += 1;
-                self.string().map(drop)
+                if let Err(start) = self.string_raw()? {
+                    self.key.clear();
+                    self.unescape(start, Into::Key)?;
+                }
+                Ok(())
             }
             c @ (b'{' | b'[') => {
                 if depth >= self.max_depth {
@@ -310,7 +717,7 @@ impl<'a> Parser<'a> {
                 }
                 self.i += 1;
                 if c == b'{' {
-                    return self.members(|p, _| p.skip_value(depth + 1));
+                    return self.members(false, |p, _, _, _| p.skip_value(depth + 1));
                 }
                 self.ws();
                 if self.peek() == Some(b']') {
@@ -331,49 +738,75 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
-            b't' => self.literal(b"true", Scalar::Null).map(drop),
-            b'f' => self.literal(b"false", Scalar::Null).map(drop),
-            b'n' => self.literal(b"null", Scalar::Null).map(drop),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
             _ => self.number().map(drop),
         }
     }
 
-    /// A string after its opening quote; borrowed unless it has escapes.
-    fn string(&mut self) -> R<Cow<'a, str>> {
-        let start = self.i;
-        let rest = self.b.get(start..).ok_or(BAD)?;
-        let end = find_special(rest).ok_or(BAD)?;
-        match rest[end] {
-            b'"' => {
-                self.i = start + end + 1;
-                // SAFETY: `s` is valid UTF-8 (checked once in `flatten`);
-                // `start` follows an ASCII `"` and `start + end` is an ASCII
-                // `"`, so both are character boundaries, and both are within
-                // `s` (`find_special` returned an index into `rest`).
-                let text = unsafe { self.s.get_unchecked(start..start + end) };
-                return Ok(Cow::Borrowed(text));
+    /// A key after its opening quote.
+    #[inline(always)]
+    fn key(&mut self) -> R<Key<'a>> {
+        match self.string_raw()? {
+            Ok(s) => Ok(Key::Record(s)),
+            Err(start) => {
+                self.key.clear();
+                self.unescape(start, Into::Key)?;
+                Ok(Key::Unescaped)
             }
-            b'\\' => {}
-            _ => return Err(BAD), // a control character
         }
-        // Escapes: unescape into an owned string.
-        let mut out = String::with_capacity(end + 16);
-        out.push_str(&self.s[start..start + end]);
-        self.i = start + end;
-        loop {
-            let end = find_special(&self.b[self.i..]).ok_or(BAD)?;
-            out.push_str(&self.s[self.i..self.i + end]);
-            self.i += end;
-            match self.b[self.i] {
-                b'"' => {
-                    self.i += 1;
-                    return Ok(Cow::Owned(out));
-                }
-                b'\\' => {}
-                _ => return Err(BAD),
+    }
+
+    /// A string value after its opening quote: borrowed unless it has
+    /// escapes, else unescaped into the arena.
+    #[inline(always)]
+    fn string_value(&mut self) -> R<Value<'a>> {
+        match self.string_raw()? {
+            Ok(s) => Ok(Value::Str(s)),
+            Err(start) => {
+                let from = self.unescaped.len();
+                self.unescape(start, Into::Arena)?;
+                Ok(Value::Esc(from, self.unescaped.len()))
             }
-            let e = *self.b.get(self.i + 1).ok_or(BAD)?;
-            self.i += 2;
+        }
+    }
+
+    /// A string after its opening quote: `Ok(text)` when it has no escapes
+    /// (then the scan is past its closing quote), else `Err(start)` with the
+    /// scan at its first backslash, for [`Self::unescape`].
+    #[inline(always)]
+    fn string_raw(&mut self) -> R<Result<&'a str, usize>> {
+        let start = self.i;
+        let end = next_special(self.specials, start).ok_or(BAD)?;
+        match self.b.get(end) {
+            Some(b'"') => {
+                self.i = end + 1;
+                Ok(Ok(self.quoted(start, end)))
+            }
+            Some(b'\\') => {
+                self.i = end;
+                Ok(Err(start))
+            }
+            _ => Err(BAD), // a control character
+        }
+    }
+
+    /// Unescapes a string into the key buffer or the arena: `b[start..i]`
+    /// is its plain beginning and `i` is at its first backslash. Leaves the
+    /// scan past the closing quote.
+    fn unescape(&mut self, start: usize, into: Into) -> R<()> {
+        let out: &mut String = match into {
+            Into::Key => self.key,
+            Into::Arena => self.unescaped,
+        };
+        let (s, b) = (self.s, self.b);
+        let mut i = self.i;
+        out.push_str(s.get(start..i).ok_or(BAD)?);
+        loop {
+            // At a backslash.
+            let e = *b.get(i + 1).ok_or(BAD)?;
+            i += 2;
             match e {
                 b'"' => out.push('"'),
                 b'\\' => out.push('\\'),
@@ -384,13 +817,13 @@ impl<'a> Parser<'a> {
                 b'r' => out.push('\r'),
                 b't' => out.push('\t'),
                 b'u' => {
-                    let hi = self.hex4()?;
+                    let hi = hex4(b, &mut i)?;
                     let c = if (0xD800..0xDC00).contains(&hi) {
-                        if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
+                        if b.get(i..i + 2) != Some(b"\\u") {
                             return Err(BAD);
                         }
-                        self.i += 2;
-                        let lo = self.hex4()?;
+                        i += 2;
+                        let lo = hex4(b, &mut i)?;
                         if !(0xDC00..0xE000).contains(&lo) {
                             return Err(BAD);
                         }
@@ -404,21 +837,22 @@ impl<'a> Parser<'a> {
                 }
                 _ => return Err(BAD),
             }
+            let end = next_special(self.specials, i).ok_or(BAD)?;
+            out.push_str(s.get(i..end).ok_or(BAD)?);
+            i = end;
+            match b[i] {
+                b'"' => {
+                    self.i = i + 1;
+                    return Ok(());
+                }
+                b'\\' => {}
+                _ => return Err(BAD),
+            }
         }
-    }
-
-    fn hex4(&mut self) -> R<u32> {
-        let h = self.b.get(self.i..self.i + 4).ok_or(BAD)?;
-        let mut v = 0u32;
-        for &c in h {
-            v = v * 16 + (c as char).to_digit(16).ok_or(BAD)?;
-        }
-        self.i += 4;
-        Ok(v)
     }
 
     /// A JSON number: integers that fit are `U64`/`I64`, the rest `F64`.
-    fn number(&mut self) -> R<Scalar<'a>> {
+    fn number(&mut self) -> R<Value<'a>> {
         let start = self.i;
         let b = self.b;
         let mut i = start;
@@ -461,21 +895,26 @@ impl<'a> Parser<'a> {
             }
         }
         self.i = i;
-        let text = &self.s[start..i];
         if !float {
-            let digits = &self.s[if neg { start + 1 } else { start }..int_end];
-            if let Ok(u) = digits.parse::<u64>() {
+            let digits = &b[if neg { start + 1 } else { start }..int_end];
+            let mut u: Option<u64> = Some(0);
+            for &d in digits {
+                u = u
+                    .and_then(|u| u.checked_mul(10))
+                    .and_then(|u| u.checked_add(u64::from(d - b'0')));
+            }
+            if let Some(u) = u {
                 if !neg {
-                    return Ok(Scalar::U64(u));
+                    return Ok(Value::U64(u));
                 }
                 if u <= i64::MAX as u64 + 1 {
-                    return Ok(Scalar::I64((u as i64).wrapping_neg()));
+                    return Ok(Value::I64((u as i64).wrapping_neg()));
                 }
             }
         }
-        let f: f64 = text.parse().map_err(|_| BAD)?;
+        let f: f64 = self.s.get(start..i).ok_or(BAD)?.parse().map_err(|_| BAD)?;
         if f.is_finite() {
-            Ok(Scalar::F64(f))
+            Ok(Value::F64(f))
         } else {
             // serde_json rejects numbers out of f64 range.
             Err(BAD)
@@ -483,118 +922,445 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// The index of the first `"`, `\\` or control character (< 0x20).
+/// ASCII bytes as text (`None` if any is not ASCII): cheaper than a UTF-8
+/// check, for strings built of ASCII, such as hex digits.
+pub(crate) fn ascii(b: &[u8]) -> Option<&str> {
+    if !b.is_ascii() {
+        return None;
+    }
+    // SAFETY: ASCII is valid UTF-8 (checked just above).
+    Some(unsafe { std::str::from_utf8_unchecked(b) })
+}
+
+/// Where [`Parser::unescape`] writes.
+#[derive(Clone, Copy)]
+enum Into {
+    Key,
+    Arena,
+}
+
+fn hex4(b: &[u8], i: &mut usize) -> R<u32> {
+    let h = b.get(*i..*i + 4).ok_or(BAD)?;
+    let mut v = 0u32;
+    for &c in h {
+        v = v * 16 + (c as char).to_digit(16).ok_or(BAD)?;
+    }
+    *i += 4;
+    Ok(v)
+}
+
+/// Marks every `"`, `\\` and control character (< 0x20) of `b` in
+/// `specials` (bit `i % 64` of word `i / 64` for byte `i`) and returns
+/// whether `b` has a byte ≥ 0x80 (is not ASCII).
 ///
-/// On x86_64 sixteen bytes at a time with SSE2 (part of the x86_64 baseline,
-/// so always available); the tail, and other targets, eight bytes at a time
-/// with SWAR. Strings in access logs are short, where both beat a general
-/// SIMD search that pays a setup cost per call.
-#[inline]
-fn find_special(b: &[u8]) -> Option<usize> {
+/// The parser then finds a string's end as the next marked byte: inside a
+/// string every marked byte ends it, escapes it or makes it invalid. A
+/// single pass without branches over all bytes beats a search per string,
+/// which pays its setup per call and again for every string's last block.
+///
+/// Most records are one line without control characters: a first pass
+/// marks only quotes and backslashes, noting on the way whether any byte is
+/// a control character; only then does a second pass mark those too.
+fn index(b: &[u8], specials: &mut Vec<u64>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (high, control) = index_quotes(b, specials);
+        if !control {
+            return high;
+        }
+    }
+    index_all(b, specials)
+}
+
+/// [`index`] for records without control characters: marks quotes and
+/// backslashes, and returns whether any byte is ≥ 0x80 and whether any is a
+/// control character (then the marks are not [`index`]'s).
+#[cfg(target_arch = "x86_64")]
+fn index_quotes(b: &[u8], specials: &mut Vec<u64>) -> (bool, bool) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_min_epu8, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
+    };
+    let blocks = b.chunks_exact(64);
+    let rest = blocks.remainder();
+    let mut pad = [b' '; 64];
+    pad[..rest.len()].copy_from_slice(rest);
+    specials.clear();
+    // SAFETY: SSE2 is in the x86_64 baseline; every load reads
+    // block[16k..16k + 16] for k < 4 of a 64-byte block, and `loadu` has no
+    // alignment requirement.
+    unsafe {
+        let (q, bs, ctl) = (
+            _mm_set1_epi8(b'"' as i8),
+            _mm_set1_epi8(b'\\' as i8),
+            _mm_set1_epi8(0x1f),
+        );
+        // The bytewise minimum and OR of all bytes.
+        let (mut min, mut any) = (_mm_set1_epi8(-1), _mm_set1_epi8(0));
+        let mut mark = |block: &[u8; 64]| -> u64 {
+            let p = block.as_ptr().cast::<__m128i>();
+            let mut m = 0u64;
+            for k in 0..4 {
+                let v = _mm_loadu_si128(p.add(k));
+                let hit = _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, bs));
+                m |= u64::from(_mm_movemask_epi8(hit) as u16) << (16 * k);
+                min = _mm_min_epu8(min, v);
+                any = _mm_or_si128(any, v);
+            }
+            m
+        };
+        specials.extend(blocks.map(|block| mark(block.try_into().expect("64 bytes"))));
+        if !rest.is_empty() {
+            // Spaces are neither marked, nor high, nor control characters.
+            specials.push(mark(&pad));
+        }
+        // Some byte is <= 0x1f exactly when max(min, 0x1f) == 0x1f somewhere.
+        let control = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(min, ctl), ctl)) != 0;
+        (_mm_movemask_epi8(any) != 0, control)
+    }
+}
+
+/// [`index`], marking control characters too.
+fn index_all(b: &[u8], specials: &mut Vec<u64>) -> bool {
+    let blocks = b.chunks_exact(64);
+    let rest = blocks.remainder();
+    let mut high = false;
+    specials.clear();
+    specials.extend(blocks.map(|block| {
+        let (m, h) = mark(block.try_into().expect("64 bytes"));
+        high |= h;
+        m
+    }));
+    if !rest.is_empty() {
+        // Spaces are neither marked nor high.
+        let mut pad = [b' '; 64];
+        pad[..rest.len()].copy_from_slice(rest);
+        let (m, h) = mark(&pad);
+        specials.push(m);
+        high |= h;
+    }
+    high
+}
+
+/// The next marked byte at or after `i`.
+#[inline(always)]
+fn next_special(specials: &[u64], i: usize) -> Option<usize> {
+    let mut w = i / 64;
+    let mut m = *specials.get(w)? & (!0u64 << (i % 64));
+    while m == 0 {
+        w += 1;
+        m = *specials.get(w)?;
+    }
+    Some(w * 64 + m.trailing_zeros() as usize)
+}
+
+/// One block's marks (bit `i` for byte `i`), and whether it has a byte
+/// ≥ 0x80.
+#[inline(always)]
+fn mark(block: &[u8; 64]) -> (u64, bool) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{
             __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
             _mm_or_si128, _mm_set1_epi8,
         };
-        let mut i = 0;
-        while i + 16 <= b.len() {
-            // SAFETY: SSE2 is in the x86_64 baseline; the load reads
-            // b[i..i + 16], in bounds by the loop condition, and `loadu`
-            // has no alignment requirement.
-            let mask = unsafe {
-                let v = _mm_loadu_si128(b.as_ptr().add(i).cast::<__m128i>());
-                let ctl = _mm_set1_epi8(0x1f);
+        // SAFETY: SSE2 is in the x86_64 baseline; the loads read
+        // block[16k..16k + 16] for k < 4, inside the 64-byte block, and
+        // `loadu` has no alignment requirement.
+        unsafe {
+            let p = block.as_ptr().cast::<__m128i>();
+            let v = [
+                _mm_loadu_si128(p),
+                _mm_loadu_si128(p.add(1)),
+                _mm_loadu_si128(p.add(2)),
+                _mm_loadu_si128(p.add(3)),
+            ];
+            let (q, bs, ctl) = (
+                _mm_set1_epi8(b'"' as i8),
+                _mm_set1_epi8(b'\\' as i8),
+                _mm_set1_epi8(0x1f),
+            );
+            let mut m = 0u64;
+            for (k, &v) in v.iter().enumerate() {
                 let hit = _mm_or_si128(
-                    _mm_or_si128(
-                        _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
-                        _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
-                    ),
+                    _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, bs)),
                     // c <= 0x1f (unsigned) exactly when max(c, 0x1f) == 0x1f.
                     _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl),
                 );
-                _mm_movemask_epi8(hit) as u32
-            };
-            if mask != 0 {
-                return Some(i + mask.trailing_zeros() as usize);
+                m |= u64::from(_mm_movemask_epi8(hit) as u16) << (16 * k);
             }
-            i += 16;
+            // The top bits of the bytes themselves: the non-ASCII ones.
+            let any = _mm_or_si128(_mm_or_si128(v[0], v[1]), _mm_or_si128(v[2], v[3]));
+            (m, _mm_movemask_epi8(any) != 0)
         }
-        find_special_swar(&b[i..]).map(|p| i + p)
     }
     #[cfg(not(target_arch = "x86_64"))]
-    find_special_swar(b)
+    mark_swar(block)
 }
 
-/// Eight bytes at a time. Only the lowest flagged byte is trusted, which the
-/// borrow-propagation tricks below guarantee is exact.
-#[inline]
-fn find_special_swar(b: &[u8]) -> Option<usize> {
+/// [`mark`] eight bytes at a time in a `u64`, for targets without SSE2.
+/// Every byte's flag is exact (no borrow crosses a byte).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn mark_swar(block: &[u8; 64]) -> (u64, bool) {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let x = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        let q = x ^ (LO * u64::from(b'"'));
-        let bs = x ^ (LO * u64::from(b'\\'));
-        let t = ((q.wrapping_sub(LO) & !q)
-            | (bs.wrapping_sub(LO) & !bs)
-            | (x.wrapping_sub(LO * 0x20) & !x))
-            & HI;
-        if t != 0 {
-            return Some(i + (t.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // The top bit of each byte, gathered into the low 8 bits.
+    let gather = |t: u64| ((t >> 7) & LO).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+    // Top bit set exactly in the zero bytes of `y`.
+    let zero = |y: u64| !(((y & LOW7) + LOW7) | y | LOW7);
+    let (mut m, mut h) = (0u64, 0u64);
+    for (k, c) in block.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        // Top bit set exactly in the bytes < 0x20: (c & 0x7f) + 0x60 carries
+        // into the top bit when c & 0x7f >= 0x20, and never past it.
+        let ctl = !(((x & LOW7) + LO * 0x60) | x) & HI;
+        let t = zero(x ^ (LO * u64::from(b'"'))) | zero(x ^ (LO * u64::from(b'\\'))) | ctl;
+        m |= gather(t & HI) << (8 * k);
+        h |= x & HI;
     }
-    b[i..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .map(|p| i + p)
+    (m, h != 0)
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn find_special_matches_a_plain_scan() {
-        let mut data: Vec<u8> = (0u8..=255).cycle().take(600).collect();
-        for start in 0..40 {
-            for &c in &[b'"', b'\\', 0x1f, 0x00, b'a'] {
-                let mut d = data.clone();
-                for b in d.iter_mut() {
-                    if *b < 0x20 || *b == b'"' || *b == b'\\' {
-                        *b = b'x';
-                    }
-                }
-                d[start + 13] = c;
-                let want = d.iter().position(|&x| x == b'"' || x == b'\\' || x < 0x20);
-                assert_eq!(super::find_special(&d[start..]), want.map(|w| w - start));
-                assert_eq!(
-                    super::find_special_swar(&d[start..]),
-                    want.map(|w| w - start)
-                );
+pub(crate) mod tests {
+    use super::*;
+
+    /// The marks a plain loop gives.
+    fn plain_marks(b: &[u8]) -> (Vec<u64>, bool) {
+        let mut m = vec![0u64; b.len().div_ceil(64)];
+        for (i, &c) in b.iter().enumerate() {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                m[i / 64] |= 1 << (i % 64);
             }
         }
-        data.clear();
-        assert_eq!(super::find_special(&data), None);
+        (m, b.iter().any(|&c| c >= 0x80))
     }
 
-    use super::*;
+    #[test]
+    fn the_index_matches_a_plain_scan() {
+        let all: Vec<u8> = (0u8..=255).cycle().take(700).collect();
+        let mut specials = Vec::new();
+        for len in [0, 1, 13, 63, 64, 65, 127, 128, 200, 700] {
+            for start in [0, 1, 7, 60] {
+                let d = &all[start.min(all.len() - len)..][..len];
+                let high = index(d, &mut specials);
+                assert_eq!((specials.clone(), high), plain_marks(d), "{len} {start}");
+            }
+        }
+        // Without control characters (the quotes-only first pass), and with
+        // one anywhere.
+        let printable: Vec<u8> = (0x20u8..=0xff).cycle().take(700).collect();
+        for len in [0, 1, 13, 63, 64, 65, 127, 128, 200, 700] {
+            let d = &printable[..len];
+            let high = index(d, &mut specials);
+            assert_eq!((specials.clone(), high), plain_marks(d), "{len}");
+            for at in [0, len / 2, len.saturating_sub(1)] {
+                if at < len {
+                    let mut c = d.to_vec();
+                    c[at] = b'\n';
+                    let high = index(&c, &mut specials);
+                    assert_eq!((specials.clone(), high), plain_marks(&c), "{len} {at}");
+                }
+            }
+        }
+        // ASCII only, and one high byte anywhere.
+        let ascii: Vec<u8> = (0u8..0x80).cycle().take(300).collect();
+        assert!(!index(&ascii, &mut specials));
+        for at in 0..ascii.len() {
+            let mut d = ascii.clone();
+            d[at] = 0xc3;
+            assert!(index(&d, &mut specials), "{at}");
+            assert_eq!(specials, plain_marks(&d).0);
+        }
+    }
+
+    #[test]
+    fn the_swar_marks_match_a_plain_scan() {
+        let mut block = [0u8; 64];
+        for round in 0..(256 * 4) {
+            for (i, b) in block.iter_mut().enumerate() {
+                *b = ((round * 64 + i) * 7 + round / 3) as u8;
+                if round % 2 == 1 {
+                    *b &= 0x7f;
+                }
+            }
+            let (m, h) = mark_swar(&block);
+            let (pm, ph) = plain_marks(&block);
+            assert_eq!((m, h), (pm[0], ph), "round {round}");
+            assert_eq!(mark(&block), (m, h));
+        }
+    }
+
+    #[test]
+    fn next_special_finds_every_mark() {
+        let d: Vec<u8> = (0..300u32)
+            .map(|i| if i % 37 == 5 { b'"' } else { b'a' })
+            .collect();
+        let mut specials = Vec::new();
+        index(&d, &mut specials);
+        for i in 0..d.len() {
+            let want = d[i..].iter().position(|&c| c == b'"').map(|p| p + i);
+            assert_eq!(next_special(&specials, i), want, "{i}");
+        }
+        assert_eq!(next_special(&specials, d.len()), None);
+        assert_eq!(next_special(&specials, d.len() + 100), None);
+    }
+
+    /// A sink that keeps every pair, owned, for the tests.
+    #[derive(Debug, Default)]
+    pub(crate) struct Flat {
+        pub pairs: Vec<(String, Owned)>,
+        pub sourcetype: Option<String>,
+        pub log_events: bool,
+    }
+
+    /// A pair's value, owned; `Str`'s flag says whether it was borrowed.
+    #[derive(Debug, Clone, PartialEq)]
+    pub(crate) enum Owned {
+        Str(String, bool),
+        Other(Scalar<'static>),
+    }
+
+    impl<'a> Sink<'a> for Flat {
+        type Key = ();
+
+        fn key(&mut self, _: &str) {}
+
+        fn pair(&mut self, path: Path<'_, 'a>, _: (), value: Value<'a>, unescaped: &str) {
+            let v = match value.resolve(unescaped) {
+                Scalar::Str(s) => Owned::Str(s.to_owned(), matches!(value, Value::Str(_))),
+                Scalar::U64(n) => Owned::Other(Scalar::U64(n)),
+                Scalar::I64(n) => Owned::Other(Scalar::I64(n)),
+                Scalar::F64(n) => Owned::Other(Scalar::F64(n)),
+                Scalar::Bool(b) => Owned::Other(Scalar::Bool(b)),
+                Scalar::Null => Owned::Other(Scalar::Null),
+            };
+            self.pairs.push((path.as_str().to_owned(), v));
+        }
+    }
+
+    impl Flat {
+        /// The first value at a dotted path, if present.
+        pub fn get(&self, path: &str) -> Option<Scalar<'_>> {
+            self.pairs
+                .iter()
+                .find(|(k, _)| k == path)
+                .map(|(_, v)| match v {
+                    Owned::Str(s, _) => Scalar::Str(s),
+                    Owned::Other(o) => *o,
+                })
+        }
+    }
+
+    /// Flattens a record into a [`Flat`].
+    pub(crate) fn flatten(bytes: &[u8], max_depth: usize) -> Result<Flat, ScanError> {
+        let mut flat = Flat::default();
+        let mut scratch = Scratch::default();
+        let root = scan(bytes, max_depth, &mut scratch, &mut flat)?;
+        flat.sourcetype = root.sourcetype.map(|v| {
+            v.resolve(scratch.unescaped())
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        });
+        flat.log_events = root.log_events;
+        Ok(flat)
+    }
 
     fn keys(f: &Flat) -> Vec<String> {
         f.pairs.iter().map(|(k, _)| k.to_string()).collect()
     }
 
     #[test]
-    fn the_pair_buffer_is_reused() {
-        let mut pairs = Pairs::default();
-        let rec = br#"{"a":"x","b":1}"#.to_vec();
-        let mut v = pairs.take();
-        v.reserve(64);
-        let cap = v.capacity();
-        let flat = flatten_into(&rec, 8, v).unwrap();
-        assert_eq!(flat.pairs.len(), 2);
-        pairs.put(flat.pairs);
-        assert_eq!(pairs.take().capacity(), cap);
+    fn scratch_is_reused_and_escapes_are_ranges() {
+        let mut scratch = Scratch::default();
+        let mut flat = Flat::default();
+        scan(br#"{"a":"x\ny","b":"\u00e9"}"#, 8, &mut scratch, &mut flat).unwrap();
+        assert_eq!(scratch.unescaped(), "x\nyé");
+        assert_eq!(flat.get("b"), Some(Scalar::Str("é")));
+        let cap = scratch.unescaped.capacity();
+        scan(br#"{"a":"plain"}"#, 8, &mut scratch, &mut flat).unwrap();
+        assert_eq!(scratch.unescaped(), "");
+        assert_eq!(scratch.unescaped.capacity(), cap);
+    }
+
+    /// A sink whose reading of a path is a hash of it, and which checks that
+    /// every pair comes with the reading of its own path.
+    #[derive(Default)]
+    struct Checked {
+        readings: usize,
+        pairs: Vec<String>,
+    }
+
+    fn reading(path: &str) -> u64 {
+        path.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+    }
+
+    impl<'a> Sink<'a> for Checked {
+        type Key = u64;
+
+        fn key(&mut self, path: &str) -> u64 {
+            self.readings += 1;
+            reading(path)
+        }
+
+        fn pair(&mut self, path: Path<'_, 'a>, key: u64, value: Value<'a>, unescaped: &str) {
+            assert_eq!(key, reading(path.as_str()), "{}", path.as_str());
+            let v = value.resolve(unescaped);
+            self.pairs.push(format!("{}={v:?}", path.as_str()));
+        }
+    }
+
+    /// Records scanned after others (whose shape the scanner remembers)
+    /// read exactly as they do on their own, and each key comes with its
+    /// own reading.
+    #[test]
+    fn the_shape_never_changes_what_is_read() {
+        let long = "k".repeat(40);
+        let mid = "m".repeat(24);
+        let recs: Vec<String> = vec![
+            r#"{"a":1,"b":"x","c":{"d":2},"e":[1]}"#.into(),
+            r#"{"a":1,"b":"x","c":{"d":2},"e":[1]}"#.into(),
+            r#"{"a":1,"bb":"x","c":{"d":2}}"#.into(),
+            r#"{"a":1,"b":"x"}"#.into(),
+            r#"{"a" :1,"b" : "x"}"#.into(),
+            r#"{"ab":1,"b":2}"#.into(),
+            r#"{"ab":1,"b":2}"#.into(),
+            r#"{"a":1,"b"":2}"#.into(),
+            r#"{"a":1,"b":2,"b":3}"#.into(),
+            r#"{"sourcetype":"s","event":{"a":1,"b":2,"messageType":3}}"#.into(),
+            r#"{"sourcetype":"s","event":{"a":1,"b":2}}"#.into(),
+            r#"{"":{"a":1,"b":2}}"#.into(),
+            r#"{"event":1,"sourcetype":2,"logEvents":3}"#.into(),
+            r#"{"event":{"x":1},"logEvents":[],"messageType":"m"}"#.into(),
+            format!(r#"{{"{long}":1,"{mid}":2,"é":3}}"#),
+            format!(r#"{{"{long}":1,"{mid}":2,"é":3}}"#),
+            format!(r#"{{"{}x":1,"{}y":2,"é":3}}"#, &long[1..], &mid[1..]),
+            format!(r#"{{"{long}":1,"{mid}":2,"é":3}}"#),
+            r#"{"a":1,"b":2"#.into(),
+            r#"{"a":1,"b":2}"#.into(),
+        ];
+        let mut warm = Scratch::default();
+        let mut warm_readings = 0;
+        let mut fresh_readings = 0;
+        for rec in recs.iter().chain(recs.iter()) {
+            let mut a = Checked::default();
+            let ra = scan(rec.as_bytes(), 8, &mut warm, &mut a);
+            let mut b = Checked::default();
+            let rb = scan(rec.as_bytes(), 8, &mut Scratch::default(), &mut b);
+            assert_eq!(format!("{ra:?}"), format!("{rb:?}"), "{rec}");
+            assert_eq!(a.pairs, b.pairs, "{rec}");
+            warm_readings += a.readings;
+            fresh_readings += b.readings;
+        }
+        // The shape saves readings.
+        assert!(
+            warm_readings < fresh_readings,
+            "{warm_readings} {fresh_readings}"
+        );
     }
 
     #[test]
@@ -602,11 +1368,8 @@ mod tests {
         let a = flatten(br#"{"authorizer":{"claims":{"iss":"x"}},"n":1}"#, 8).unwrap();
         let b = flatten(br#"{"authorizer.claims.iss":"x","n":1}"#, 8).unwrap();
         assert_eq!(keys(&a), keys(&b));
-        assert_eq!(
-            a.get("authorizer.claims.iss"),
-            Some(&Scalar::Str("x".into()))
-        );
-        assert_eq!(a.get("n"), Some(&Scalar::U64(1)));
+        assert_eq!(a.get("authorizer.claims.iss"), Some(Scalar::Str("x")));
+        assert_eq!(a.get("n"), Some(Scalar::U64(1)));
     }
 
     #[test]
@@ -627,7 +1390,8 @@ mod tests {
             8,
         )
         .unwrap();
-        assert!(matches!(f.get("a"), Some(Scalar::Str(Cow::Borrowed(_)))));
+        assert_eq!(f.pairs[0].1, Owned::Str("plain".into(), true));
+        assert_eq!(f.pairs[1].1, Owned::Str("esc\"aped é😀\n".into(), false));
         assert_eq!(f.get("b").unwrap().as_str(), Some("esc\"aped é😀\n"));
         assert_eq!(f.get("c").unwrap().as_str(), Some("–"));
     }
@@ -639,11 +1403,11 @@ mod tests {
             8,
         )
         .unwrap();
-        assert_eq!(f.get("u"), Some(&Scalar::U64(u64::MAX)));
-        assert_eq!(f.get("i"), Some(&Scalar::I64(-5)));
-        assert_eq!(f.get("f"), Some(&Scalar::F64(1500.0)));
-        assert_eq!(f.get("big"), Some(&Scalar::F64(18446744073709551616.0)));
-        assert_eq!(f.get("m"), Some(&Scalar::I64(i64::MIN)));
+        assert_eq!(f.get("u"), Some(Scalar::U64(u64::MAX)));
+        assert_eq!(f.get("i"), Some(Scalar::I64(-5)));
+        assert_eq!(f.get("f"), Some(Scalar::F64(1500.0)));
+        assert_eq!(f.get("big"), Some(Scalar::F64(18446744073709551616.0)));
+        assert_eq!(f.get("m"), Some(Scalar::I64(i64::MIN)));
     }
 
     #[test]
@@ -665,6 +1429,16 @@ mod tests {
             ScanError::TooDeep
         );
         assert!(flatten(arrays.as_bytes(), 50).is_ok());
+        // Invalid UTF-8 makes a record not JSON wherever it is, also past
+        // the point where nesting runs too deep.
+        let deep_then_bad = b"{\"a\":{\"b\":{\"c\":1}},\"d\":\"\xff\"}";
+        assert_eq!(flatten(deep_then_bad, 2).unwrap_err(), ScanError::NotJson);
+        assert!(flatten(&deep_then_bad[..], 8).is_err());
+        let deep_then_ok = "{\"a\":{\"b\":{\"c\":1}},\"d\":\"é\"}";
+        assert_eq!(
+            flatten(deep_then_ok.as_bytes(), 2).unwrap_err(),
+            ScanError::TooDeep
+        );
     }
 
     /// The scanner accepts exactly what serde_json accepts.
@@ -691,6 +1465,15 @@ mod tests {
             br#"{"a":"\u00zz"}"#,
             b"{\"a\":\"tab\there\"}",
             b"{\"a\":\"\xff\"}",
+            b"{\"\xff\":1}",
+            b"{\"a\":[\"\xc3\"]}",
+            b"{\"a\":\"\xc3\xa9\\n\xe2\x80\"}",
+            b"{\"a\":\"\\n\xed\xa0\x80\"}",
+            b"{\"a\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}",
+            b"{\"a\":\"\xc0\xaf\"}",
+            b"{\"a\":1}\xc3\xa9",
+            b"{\"a\":\xc3\xa9}",
+            b"[\"\xff\"]",
             br#"{"a":[1,2,]}"#,
             br#"{"a":[,]}"#,
             br#"{"a":[]}"#,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::event::{TenantId, TenantIdError};
 use crate::fields::pointer_to_path;
-use crate::scan::{Flat, Scalar};
+use crate::scan::Scalar;
 
 /// The configured rule (deserialized from the input's `tenant` table).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -91,7 +91,8 @@ pub enum TenantRuleError {
 #[derive(Debug, Clone)]
 pub enum TenantResolver {
     Static(TenantId),
-    Path(String),
+    /// A record path and its index in [`TenantResolver::paths`].
+    Path(String, usize),
     Regex(NameSource, Regex),
     Header(String),
     Key,
@@ -110,9 +111,11 @@ pub enum TenantError {
     Invalid(TenantIdError),
 }
 
-/// Where a rule reads from, besides the record's fields.
-pub struct TenantCtx<'r, 'a> {
-    pub flat: &'r Flat<'a>,
+/// Where a rule reads from.
+pub struct TenantCtx<'r> {
+    /// The record's first value at the path with this index in
+    /// [`TenantResolver::paths`] (the decoder picks them up while it scans).
+    pub field: &'r dyn Fn(usize) -> Option<Scalar<'r>>,
     pub meta: &'r RecordMeta<'r>,
     pub log_group: Option<&'r str>,
 }
@@ -140,11 +143,19 @@ impl TenantRule {
     }
 
     pub fn compile(&self) -> Result<TenantResolver, TenantRuleError> {
+        let mut r = self.compile_rule()?;
+        let paths = r.paths();
+        r.number_paths(&paths);
+        Ok(r)
+    }
+
+    fn compile_rule(&self) -> Result<TenantResolver, TenantRuleError> {
         Ok(match self {
             TenantRule::Static { tenant } => TenantResolver::Static(tenant.clone()),
-            TenantRule::Pointer { pointer } => {
-                TenantResolver::Path(pointer_to_path(pointer).map_err(TenantRuleError::Pointer)?)
-            }
+            TenantRule::Pointer { pointer } => TenantResolver::Path(
+                pointer_to_path(pointer).map_err(TenantRuleError::Pointer)?,
+                0,
+            ),
             TenantRule::Regex { over, regex } => {
                 let re = Regex::new(regex)
                     .map_err(|e| TenantRuleError::Regex(regex.clone(), e.to_string()))?;
@@ -159,7 +170,11 @@ impl TenantRule {
                 key,
                 table,
                 default,
-            } => TenantResolver::Lookup(Box::new(key.compile()?), table.clone(), default.clone()),
+            } => TenantResolver::Lookup(
+                Box::new(key.compile_rule()?),
+                table.clone(),
+                default.clone(),
+            ),
             TenantRule::FirstOf { rules } => {
                 if rules.is_empty() {
                     return Err(TenantRuleError::Empty);
@@ -167,7 +182,7 @@ impl TenantRule {
                 TenantResolver::FirstOf(
                     rules
                         .iter()
-                        .map(TenantRule::compile)
+                        .map(TenantRule::compile_rule)
                         .collect::<Result<_, _>>()?,
                 )
             }
@@ -176,8 +191,36 @@ impl TenantRule {
 }
 
 impl TenantResolver {
+    /// The distinct record paths the rule reads, in the order
+    /// [`TenantCtx::field`] indexes them.
+    pub fn paths(&self) -> Vec<String> {
+        fn walk(r: &TenantResolver, out: &mut Vec<String>) {
+            match r {
+                TenantResolver::Path(p, _) if !out.contains(p) => out.push(p.clone()),
+                TenantResolver::Lookup(key, ..) => walk(key, out),
+                TenantResolver::FirstOf(rules) => rules.iter().for_each(|r| walk(r, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
+    /// Gives each path rule its index in `paths`.
+    fn number_paths(&mut self, paths: &[String]) {
+        match self {
+            TenantResolver::Path(p, i) => {
+                *i = paths.iter().position(|q| q == p).unwrap_or(usize::MAX);
+            }
+            TenantResolver::Lookup(key, ..) => key.number_paths(paths),
+            TenantResolver::FirstOf(rules) => rules.iter_mut().for_each(|r| r.number_paths(paths)),
+            _ => {}
+        }
+    }
+
     /// Resolves and validates the tenant.
-    pub fn resolve(&self, ctx: &TenantCtx<'_, '_>) -> Result<TenantId, TenantError> {
+    pub fn resolve(&self, ctx: &TenantCtx<'_>) -> Result<TenantId, TenantError> {
         match self {
             TenantResolver::Static(t) => Ok(t.clone()),
             TenantResolver::Lookup(key, table, default) => {
@@ -198,17 +241,24 @@ impl TenantResolver {
             }
             _ => {
                 let raw = self.raw(ctx).ok_or(TenantError::Missing)?;
-                TenantId::new(raw.trim()).map_err(TenantError::Invalid)
+                // `trim` (Unicode whitespace) has nothing to do when both
+                // ends are visible ASCII, the common case.
+                let plain = matches!(
+                    raw.as_bytes(),
+                    [f, .., l] if f.is_ascii_graphic() && l.is_ascii_graphic()
+                );
+                let id = if plain { &raw[..] } else { raw.trim() };
+                TenantId::new(id).map_err(TenantError::Invalid)
             }
         }
     }
 
     /// The raw string a rule reads, before validation.
-    fn raw<'r>(&self, ctx: &'r TenantCtx<'r, '_>) -> Option<Cow<'r, str>> {
+    fn raw<'r>(&self, ctx: &TenantCtx<'r>) -> Option<Cow<'r, str>> {
         match self {
             TenantResolver::Static(t) => Some(Cow::Owned(t.as_str().to_owned())),
-            TenantResolver::Path(p) => match ctx.flat.get(p)? {
-                Scalar::Str(s) if !crate::decode::is_sentinel(s) => Some(Cow::Borrowed(&**s)),
+            TenantResolver::Path(_, i) => match (ctx.field)(*i)? {
+                Scalar::Str(s) if !crate::decode::is_sentinel(s) => Some(Cow::Borrowed(s)),
                 Scalar::U64(n) => Some(Cow::Owned(n.to_string())),
                 Scalar::I64(n) => Some(Cow::Owned(n.to_string())),
                 _ => None,
@@ -244,13 +294,44 @@ impl TenantResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::flatten;
+    use crate::scan::tests::{flatten, Flat};
 
     fn rule(json: &str) -> TenantResolver {
         serde_json::from_str::<TenantRule>(json)
             .unwrap()
             .compile()
             .unwrap()
+    }
+
+    /// Resolves `r` over a flattened record, as the decoder does.
+    fn resolve(
+        r: &TenantResolver,
+        flat: &Flat,
+        meta: &RecordMeta<'_>,
+        log_group: Option<&str>,
+    ) -> Result<TenantId, TenantError> {
+        let paths = r.paths();
+        let field = |i: usize| paths.get(i).and_then(|p| flat.get(p));
+        r.resolve(&TenantCtx {
+            field: &field,
+            meta,
+            log_group,
+        })
+    }
+
+    #[test]
+    fn paths_are_numbered_once_each() {
+        let r = rule(
+            r#"{"type":"first_of","rules":[{"type":"pointer","pointer":"/a/b"},{"type":"lookup","key":{"type":"pointer","pointer":"/c"},"table":{}},{"type":"pointer","pointer":"/a/b"}]}"#,
+        );
+        assert_eq!(r.paths(), ["a.b", "c"]);
+        let TenantResolver::FirstOf(rules) = &r else {
+            panic!("{r:?}")
+        };
+        assert!(matches!(&rules[2], TenantResolver::Path(p, 0) if p == "a.b"));
+        assert!(
+            matches!(&rules[1], TenantResolver::Lookup(k, ..) if matches!(**k, TenantResolver::Path(_, 1)))
+        );
     }
 
     #[test]
@@ -264,12 +345,10 @@ mod tests {
             headers: &headers,
             ..Default::default()
         };
-        let ctx = TenantCtx {
-            flat: &flat,
-            meta: &meta,
-            log_group: Some("/aws/apigw/umbrella/access"),
+        let t = |j: &str| {
+            resolve(&rule(j), &flat, &meta, Some("/aws/apigw/umbrella/access"))
+                .map(|t| t.to_string())
         };
-        let t = |j: &str| rule(j).resolve(&ctx).map(|t| t.to_string());
         assert_eq!(t(r#"{"type":"static","tenant":"s"}"#), Ok("s".into()));
         assert_eq!(
             t(r#"{"type":"pointer","pointer":"/authorizer/claims/custom:tenant_id"}"#),
@@ -316,23 +395,20 @@ mod tests {
     fn invalid_tenants_are_rejected_with_reason() {
         let flat = flatten(br#"{"t":"../etc","u":""}"#, 16).unwrap();
         let meta = RecordMeta::default();
-        let ctx = TenantCtx {
-            flat: &flat,
-            meta: &meta,
-            log_group: None,
-        };
+        let t = |j: &str| resolve(&rule(j), &flat, &meta, None);
         assert_eq!(
-            rule(r#"{"type":"pointer","pointer":"/t"}"#).resolve(&ctx),
+            t(r#"{"type":"pointer","pointer":"/t"}"#),
             Err(TenantError::Invalid(TenantIdError::BadChar))
         );
         assert_eq!(
-            rule(r#"{"type":"pointer","pointer":"/u"}"#).resolve(&ctx),
+            t(r#"{"type":"pointer","pointer":"/u"}"#),
             Err(TenantError::Missing)
         );
         // An invalid value is not skipped in favour of a later fallback.
         assert_eq!(
-            rule(r#"{"type":"first_of","rules":[{"type":"pointer","pointer":"/u"},{"type":"pointer","pointer":"/t"},{"type":"static","tenant":"default"}]}"#)
-                .resolve(&ctx),
+            t(
+                r#"{"type":"first_of","rules":[{"type":"pointer","pointer":"/u"},{"type":"pointer","pointer":"/t"},{"type":"static","tenant":"default"}]}"#
+            ),
             Err(TenantError::Invalid(TenantIdError::BadChar))
         );
     }

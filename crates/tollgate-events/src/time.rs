@@ -50,11 +50,66 @@ pub fn from_epoch(v: f64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs, nanos.max(0.0) as u32)
 }
 
+/// Eight ASCII digits (first byte most significant) as a number, or `None`
+/// if any byte is not a digit: SWAR, a few multiplies for all eight.
+#[inline(always)]
+fn eight_digits(b: &[u8; 8]) -> Option<u64> {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let x = u64::from_le_bytes(*b);
+    // Every byte is 0x30..=0x39: its high nibble is 3, and adding 6 keeps it 3.
+    if x & HIGH != ZEROS || (x.wrapping_add(0x0606_0606_0606_0606)) & HIGH != ZEROS {
+        return None;
+    }
+    let mut v = x - ZEROS;
+    v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    Some((v * 10_000 + (v >> 32)) & 0xffff_ffff)
+}
+
 /// Epoch in a string (`"1686411388123"`, `"1686411388.5"`).
 pub fn from_epoch_str(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim_ascii();
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    // 9 to 16 digits (seconds to microseconds): two overlapping SWAR reads.
+    if let (9..=16, Some(hi), Some(lo)) = (
+        s.len(),
+        s.as_bytes().first_chunk::<8>(),
+        s.as_bytes().last_chunk::<8>(),
+    ) {
+        if let (Some(hi), Some(lo)) = (eight_digits(hi), eight_digits(lo)) {
+            const SCALE: [u64; 9] = [
+                1,
+                10,
+                100,
+                1_000,
+                10_000,
+                100_000,
+                1_000_000,
+                10_000_000,
+                100_000_000,
+            ];
+            let scale = SCALE[s.len() - 8];
+            return from_epoch_int((hi * scale + lo % scale) as i64);
+        }
+    }
+    // The common case, up to 18 digits (every such string is an `i64`),
+    // read in the same pass that checks the characters.
+    let mut n: i64 = 0;
+    let mut digits_only = true;
+    for &b in s.as_bytes() {
+        if b.is_ascii_digit() {
+            n = n.wrapping_mul(10).wrapping_add(i64::from(b - b'0'));
+        } else if b == b'.' {
+            digits_only = false;
+        } else {
+            return None;
+        }
+    }
+    if s.is_empty() {
         return None;
+    }
+    if digits_only && s.len() <= 18 {
+        return from_epoch_int(n);
     }
     if let Ok(i) = s.parse::<i64>() {
         // Integers go through exact arithmetic where they can.
@@ -80,27 +135,38 @@ fn from_epoch_int(v: i64) -> Option<DateTime<Utc>> {
 }
 
 fn month(m: &[u8]) -> Option<u32> {
-    if m.len() != 3 {
-        return None;
+    const fn tri(s: &[u8; 3]) -> u32 {
+        s[0] as u32 | (s[1] as u32) << 8 | (s[2] as u32) << 16
     }
-    let l = [
-        m[0].to_ascii_lowercase(),
-        m[1].to_ascii_lowercase(),
-        m[2].to_ascii_lowercase(),
-    ];
-    Some(match &l {
-        b"jan" => 1,
-        b"feb" => 2,
-        b"mar" => 3,
-        b"apr" => 4,
-        b"may" => 5,
-        b"jun" => 6,
-        b"jul" => 7,
-        b"aug" => 8,
-        b"sep" => 9,
-        b"oct" => 10,
-        b"nov" => 11,
-        b"dec" => 12,
+    const JAN: u32 = tri(b"jan");
+    const FEB: u32 = tri(b"feb");
+    const MAR: u32 = tri(b"mar");
+    const APR: u32 = tri(b"apr");
+    const MAY: u32 = tri(b"may");
+    const JUN: u32 = tri(b"jun");
+    const JUL: u32 = tri(b"jul");
+    const AUG: u32 = tri(b"aug");
+    const SEP: u32 = tri(b"sep");
+    const OCT: u32 = tri(b"oct");
+    const NOV: u32 = tri(b"nov");
+    const DEC: u32 = tri(b"dec");
+    let [a, b, c] = m else {
+        return None;
+    };
+    // `| 0x20` lower-cases letters, and makes a letter of nothing else.
+    Some(match tri(&[a | 0x20, b | 0x20, c | 0x20]) {
+        JAN => 1,
+        FEB => 2,
+        MAR => 3,
+        APR => 4,
+        MAY => 5,
+        JUN => 6,
+        JUL => 7,
+        AUG => 8,
+        SEP => 9,
+        OCT => 10,
+        NOV => 11,
+        DEC => 12,
         _ => return None,
     })
 }
@@ -114,10 +180,7 @@ fn num(b: &[u8]) -> Option<u32> {
 
 /// `HH:MM:SS` with optional `.fff` fraction → (h, m, s, nanos).
 fn hms(b: &[u8]) -> Option<(u32, u32, u32, u32)> {
-    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
-        return None;
-    }
-    let (h, m, s) = (num(&b[0..2])?, num(&b[3..5])?, num(&b[6..8])?);
+    let (h, m, s) = hh_mm_ss(b.first_chunk::<8>()?)?;
     let mut nanos = 0;
     if b.len() > 8 {
         if b[8] != b'.' || b.len() > 18 || b.len() == 9 {
@@ -136,14 +199,69 @@ fn hms(b: &[u8]) -> Option<(u32, u32, u32, u32)> {
     Some((h, m, s, nanos))
 }
 
+/// `HH:MM:SS` (two digits each) in one word: what three [`num`] reads
+/// give, for a tenth of the work.
+#[inline(always)]
+fn hh_mm_ss(b: &[u8; 8]) -> Option<(u32, u32, u32)> {
+    // Little-endian: byte i of the word is b[i]; colons at 2 and 5.
+    const DIGITS: u64 = 0xffff_00ff_ff00_ffff;
+    const TEMPLATE: u64 = u64::from_le_bytes(*b"00:00:00");
+    let x = u64::from_le_bytes(*b);
+    // The colons are colons, and the other bytes are 0x30..=0x39: high
+    // nibble 3, and still 3 after adding 6.
+    if (x ^ TEMPLATE) & !DIGITS != 0
+        || x & DIGITS & 0xf0f0_f0f0_f0f0_f0f0 != TEMPLATE & DIGITS & 0xf0f0_f0f0_f0f0_f0f0
+        || (x & DIGITS).wrapping_add(0x0606_0006_0600_0606) & DIGITS & 0xf0f0_f0f0_f0f0_f0f0
+            != TEMPLATE & DIGITS & 0xf0f0_f0f0_f0f0_f0f0
+    {
+        return None;
+    }
+    let v = (x - TEMPLATE) & DIGITS;
+    // Each pair's first digit × 10 plus its second, in the pair's first byte.
+    let v = v * 10 + (v >> 8);
+    Some((
+        (v & 0xff) as u32,
+        (v >> 24 & 0xff) as u32,
+        (v >> 48 & 0xff) as u32,
+    ))
+}
+
 fn naive(y: u32, mo: u32, d: u32, (h, mi, s, n): (u32, u32, u32, u32)) -> Option<NaiveDateTime> {
     NaiveDate::from_ymd_opt(y as i32, mo, d)?.and_hms_nano_opt(h, mi, s, n)
 }
 
+/// The instant of a local date and time `off` seconds east of UTC: `naive`
+/// read in `FixedOffset::east_opt(off)` (`off` less than a day either way),
+/// without the offset arithmetic when `off` is 0, the common case.
+fn instant(y: u32, mo: u32, d: u32, t: (u32, u32, u32, u32), off: i32) -> Option<DateTime<Utc>> {
+    let nt = naive(y, mo, d, t)?;
+    if off == 0 {
+        return Some(Utc.from_utc_datetime(&nt));
+    }
+    Some(
+        FixedOffset::east_opt(off)?
+            .from_local_datetime(&nt)
+            .single()?
+            .with_timezone(&Utc),
+    )
+}
+
+/// Two ASCII digits at `b[i..i + 2]`.
+#[inline]
+fn d2(b: &[u8], i: usize) -> Option<u32> {
+    let (h, l) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+    (h < 10 && l < 10).then(|| u32::from(h) * 10 + u32::from(l))
+}
+
 /// `+0000`, `-07:00`, `Z`.
 fn offset(b: &[u8]) -> Option<FixedOffset> {
-    if b == b"Z" || b == b"z" {
-        return FixedOffset::east_opt(0);
+    FixedOffset::east_opt(offset_secs(b)?)
+}
+
+/// [`offset`] in seconds east of UTC (less than a day either way).
+fn offset_secs(b: &[u8]) -> Option<i32> {
+    if b == b"+0000" || b == b"Z" || b == b"z" {
+        return Some(0);
     }
     let sign = match b.first()? {
         b'+' => 1,
@@ -160,7 +278,7 @@ fn offset(b: &[u8]) -> Option<FixedOffset> {
     if h > 23 || m > 59 {
         return None;
     }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60) as i32)
+    Some(sign * (h * 3600 + m * 60) as i32)
 }
 
 /// CLF: `10/Jun/2023:15:36:28 +0000`.
@@ -169,20 +287,34 @@ pub fn parse_clf(s: &str) -> Option<DateTime<Utc>> {
     if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' {
         return None;
     }
+    if b.len() == 26 && b[14] == b':' && b[17] == b':' && b[20] == b' ' {
+        // The shape API Gateway writes, read at fixed offsets (what the
+        // general reading below gives it).
+        let (d, mo) = (d2(b, 0)?, month(&b[3..6])?);
+        let y = d2(b, 7)? * 100 + d2(b, 9)?;
+        let (h, mi, sec) = hh_mm_ss(b[12..20].try_into().expect("8 bytes"))?;
+        let t = (h, mi, sec, 0);
+        let at = instant(y, mo, d, t, offset_secs(&b[21..])?)?;
+        // Less than a day off local time: inside the window for these years.
+        return if (1991..=2198).contains(&y) {
+            Some(at)
+        } else {
+            in_range(at)
+        };
+    }
     let d = num(&b[0..2])?;
     let mo = month(&b[3..6])?;
     let y = num(&b[7..11])?;
     let t = hms(&b[12..20])?;
     let rest = &b[20..];
     let off = if rest.is_empty() {
-        FixedOffset::east_opt(0)?
+        0
     } else if rest[0] == b' ' {
-        offset(&rest[1..])?
+        offset_secs(&rest[1..])?
     } else {
         return None;
     };
-    let nt = naive(y, mo, d, t)?;
-    in_range(off.from_local_datetime(&nt).single()?.with_timezone(&Utc))
+    in_range(instant(y, mo, d, t, off)?)
 }
 
 /// Zscaler and ZPA local times: `Mon Oct 16 22:55:48 2023` (weekday ignored,
@@ -218,6 +350,9 @@ pub fn parse_zscaler(s: &str, tz: &Tz) -> Option<DateTime<Utc>> {
             hms(&b[11..19]),
             num(&b[20..24]),
         ) {
+            if *tz == Tz::UTC {
+                return instant(y, mo, d, t, 0);
+            }
             return local(tz, &naive(y, mo, d, t)?);
         }
     }
@@ -302,6 +437,78 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
+    /// The fixed-offset CLF reading against the general one.
+    #[test]
+    fn clf_fast_path_agrees() {
+        let general = |s: &str| -> Option<DateTime<Utc>> {
+            let b = s.trim_ascii().as_bytes();
+            if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' {
+                return None;
+            }
+            let d = num(&b[0..2])?;
+            let mo = month(&b[3..6])?;
+            let y = num(&b[7..11])?;
+            let t = hms(&b[12..20])?;
+            let rest = &b[20..];
+            let off = if rest.is_empty() {
+                FixedOffset::east_opt(0)?
+            } else if rest[0] == b' ' {
+                offset(&rest[1..])?
+            } else {
+                return None;
+            };
+            let nt = naive(y, mo, d, t)?;
+            in_range(off.from_local_datetime(&nt).single()?.with_timezone(&Utc))
+        };
+        let base = b"10/Jun/2023:15:36:28 +0000";
+        let subs: &[u8] = b"0123456789+-:/ aJnZz\xff";
+        for i in 0..base.len() {
+            for &c in subs {
+                let mut v = base.to_vec();
+                v[i] = c;
+                if let Ok(s) = std::str::from_utf8(&v) {
+                    assert_eq!(parse_clf(s), general(s), "{s}");
+                }
+            }
+        }
+        for s in [
+            "29/Feb/2024:23:59:59 -2359",
+            "29/Feb/2023:00:00:00 +0000",
+            "31/Apr/2023:00:00:00 +0000",
+            "01/Jan/1990:00:00:00 +0100",
+            "31/Dec/2199:23:59:59 -0100",
+            "00/Jan/2023:00:00:00 +0000",
+            "10/jun/2023:15:36:28 +00:00",
+            "10/JUN/2023:24:00:00 +0000",
+            "10/Jun/2023:15:60:28 +0000",
+        ] {
+            assert_eq!(parse_clf(s), general(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn months_read_in_any_case_and_nothing_else() {
+        let names = [
+            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+        ];
+        for a in 0..=255u8 {
+            for b in [b'a', b'A', b'e', b'E', b'u', b'@', b'`', 0xc3] {
+                for c in [
+                    b'n', b'N', b'b', b'r', b'y', b'l', b'g', b'p', b't', b'v', b'c', b'.',
+                ] {
+                    let m = [a, b, c];
+                    let want = names
+                        .iter()
+                        .position(|n| n.as_bytes() == m.to_ascii_lowercase())
+                        .map(|i| i as u32 + 1);
+                    assert_eq!(month(&m), want, "{m:?}");
+                }
+            }
+        }
+        assert_eq!(month(b"ja"), None);
+        assert_eq!(month(b"janu"), None);
+    }
+
     #[test]
     fn clf() {
         assert_eq!(
@@ -368,6 +575,157 @@ mod tests {
         assert_eq!(from_epoch_str("12"), None);
         assert_eq!(from_epoch_str("-5"), None);
         assert_eq!(from_epoch(f64::NAN), None);
+    }
+
+    /// `instant` against chrono, over valid and invalid dates, times and
+    /// offsets.
+    #[test]
+    fn instants_agree_with_chrono() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n) as u32
+        };
+        for i in 0..200_000 {
+            let y = match i % 4 {
+                0 => next(10_000),
+                1 => 1900 + next(400),
+                2 => [0, 4, 100, 400, 1900, 2000, 2100, 2400, 9999][next(9) as usize],
+                _ => 1968 + next(8),
+            };
+            let (mo, d) = (next(14), next(33));
+            let t = (next(25), next(61), next(61), next(2) * next(1_000_000_000));
+            let off = next(86_399 * 2) as i32 - 86_399;
+            let want = naive(y, mo, d, t).and_then(|nt| {
+                FixedOffset::east_opt(off)?
+                    .from_local_datetime(&nt)
+                    .single()
+                    .map(|d| d.with_timezone(&Utc))
+            });
+            assert_eq!(instant(y, mo, d, t, off), want, "{y}-{mo}-{d} {t:?} {off}");
+            if i % 3 == 0 {
+                assert_eq!(
+                    instant(y, mo, d, t, 0),
+                    naive(y, mo, d, t).map(|nt| nt.and_utc())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hh_mm_ss_reads_like_three_nums() {
+        let general = |b: &[u8; 8]| -> Option<(u32, u32, u32)> {
+            if b[2] != b':' || b[5] != b':' {
+                return None;
+            }
+            Some((num(&b[0..2])?, num(&b[3..5])?, num(&b[6..8])?))
+        };
+        let base = *b"15:36:28";
+        let subs = [
+            b'0', b'5', b'9', b':', b'/', b';', b'@', b' ', 0x00, 0xff, 0x3a, 0x2f, b'a',
+        ];
+        for i in 0..8 {
+            for &c in &subs {
+                for j in 0..8 {
+                    for &d in b"09:." {
+                        let mut b = base;
+                        b[i] = c;
+                        b[j] = d;
+                        assert_eq!(hh_mm_ss(&b), general(&b), "{b:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(hh_mm_ss(b"99:99:99"), Some((99, 99, 99)));
+        assert_eq!(hh_mm_ss(b"00:00:00"), Some((0, 0, 0)));
+    }
+
+    #[test]
+    fn eight_digits_read_like_parse() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        for i in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut b = *format!("{:08}", x % 100_000_000)
+                .as_bytes()
+                .first_chunk::<8>()
+                .unwrap();
+            if i % 2 == 0 {
+                b[(x >> 40) as usize % 8] = (x >> 48) as u8;
+            }
+            let want = std::str::from_utf8(&b)
+                .ok()
+                .filter(|s| s.bytes().all(|c| c.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok());
+            assert_eq!(eight_digits(&b), want, "{b:?}");
+        }
+        for b in [
+            *b"00000000",
+            *b"99999999",
+            *b"/0000000",
+            *b"0000000:",
+            *b"12345678",
+        ] {
+            let want = std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
+            assert_eq!(eight_digits(&b), want, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn epoch_strings_agree_with_the_general_reading() {
+        let general = |s: &str| -> Option<DateTime<Utc>> {
+            let s = s.trim_ascii();
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                return None;
+            }
+            if let Ok(i) = s.parse::<i64>() {
+                return from_epoch_int(i);
+            }
+            from_epoch(s.parse().ok()?)
+        };
+        for s in [
+            "",
+            " ",
+            "0",
+            "1686411388",
+            " 1686411388 ",
+            "1686411388000",
+            "01686411388",
+            "1686411388000000",
+            "1686411388000000000",
+            "9223372036854775807",
+            "9223372036854775808",
+            "99999999999999999999",
+            "168641138800000000",
+            "1686411388.5",
+            "1686411388.",
+            ".5",
+            "1.2.3",
+            "-5",
+            "+5",
+            "12a",
+            "631152000",
+            "631151999",
+            "7258118399",
+            "7258118400",
+            "000000000000000000001686411388",
+            "123456789",
+            "1686411388000000",
+            "16864113880000000",
+            "168641138800000a",
+            "a686411388",
+            "1686411388.00",
+            "0000000000000000",
+            "99999999999999999",
+            "1686 11388",
+        ] {
+            assert_eq!(from_epoch_str(s), general(s), "{s:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use base64::Engine as _;
 use serde::Deserialize;
 
+#[cfg(test)]
 use crate::event::Text;
 
 /// Claims read from a JWT payload. Anything else in the token is dropped.
@@ -74,7 +75,7 @@ pub fn read_jwt(value: &str) -> Option<TokenClaims> {
 /// `sub:` principal derived from it are stored inline). Stable for a key,
 /// useless without it; 80 bits keep collisions negligible (p < 1e-12 for a
 /// million subjects per tenant).
-pub fn subject_hash(key: &[u8; 32], subject: &str) -> Text {
+pub fn subject_hex(key: &[u8; 32], subject: &str) -> [u8; 20] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let h = blake3::keyed_hash(key, subject.as_bytes());
     let mut buf = [0u8; 20];
@@ -82,7 +83,13 @@ pub fn subject_hash(key: &[u8; 32], subject: &str) -> Text {
         buf[2 * i] = HEX[(b >> 4) as usize];
         buf[2 * i + 1] = HEX[(b & 15) as usize];
     }
-    Text::from(std::str::from_utf8(&buf).expect("hex is ASCII"))
+    buf
+}
+
+/// [`subject_hex`] as text.
+#[cfg(test)]
+pub fn subject_hash(key: &[u8; 32], subject: &str) -> Text {
+    Text::from(std::str::from_utf8(&subject_hex(key, subject)).expect("hex is ASCII"))
 }
 
 #[cfg(test)]
