@@ -164,6 +164,7 @@ fn alert(tenant: &str, episode: &str, severity: Severity) -> Alert {
         tenant: TenantId::new(tenant).unwrap(),
         source: Source::Apigw,
         detector: Detector::OffHours,
+        entity_key: 1,
         severity,
         score: 7.5,
         grade: 0.9991,

@@ -152,6 +152,10 @@ pub struct Alert {
     pub tenant: TenantId,
     pub source: Source,
     pub detector: Detector,
+    /// The hashed entity the episode is keyed by (what on-call feedback
+    /// applies to); a hex string in JSON so JavaScript readers keep all 64 bits.
+    #[serde(with = "hex_key", default)]
+    pub entity_key: u64,
     pub severity: Severity,
     pub score: f64,
     pub grade: f64,
@@ -212,6 +216,19 @@ pub(crate) fn ids(
     )
 }
 
+mod hex_key {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(k: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{k:016x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        u64::from_str_radix(&s, 16).map_err(serde::de::Error::custom)
+    }
+}
+
 pub(crate) fn ms_to_utc(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
@@ -249,6 +266,7 @@ mod tests {
             tenant: t,
             source: Source::Apigw,
             detector: Detector::OffHours,
+            entity_key: 0xfeed,
             severity: Severity::High,
             score: 5.0,
             grade: 0.999,
@@ -279,6 +297,9 @@ mod tests {
             assert!(keys.contains(&k.to_string()), "{k}");
         }
         assert_eq!(v["detector"], "off_hours");
+        assert_eq!(v["entity_key"], "000000000000feed");
+        let back: Alert = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(back, a);
         assert_eq!(v["severity"], "high");
     }
 }

@@ -19,9 +19,21 @@ use crate::alert::{AlertUpdate, EventScore};
 use crate::config::CheckedConfig;
 use crate::features::FeatureCache;
 use crate::hash::StableBuild;
-use crate::model::TenantModel;
+use crate::model::{
+    FeedbackEffect, FeedbackTarget, TenantDetail, TenantModel, TenantSummary, Verdict,
+};
 use crate::snapshot;
 use crate::store::{ModelStore, StoreError};
+
+/// What [`Engine::census`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Census {
+    pub resident_bytes: usize,
+    /// Resident tenants not past warm-up.
+    pub warming: usize,
+    /// The tenants with the most events (not sorted).
+    pub busiest: Vec<(u64, TenantId)>,
+}
 
 /// Engine-wide counters (monotonic unless noted).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,6 +70,10 @@ struct Resident {
     touched: u64,
     /// Event time of the last event (idle eviction).
     last_event_ms: i64,
+    /// [`Engine::advance`] has nothing to do for this tenant before this
+    /// event time (its next interval boundary or episode expiry), unless it
+    /// had an event since (`i64::MIN`: due).
+    due_ms: i64,
 }
 
 /// See the module docs.
@@ -103,6 +119,7 @@ impl Engine {
         };
         r.touched = self.tick;
         r.last_event_ms = r.last_event_ms.max(ev.ts.timestamp_millis());
+        r.due_ms = i64::MIN;
         let m = &mut r.model;
         let (hits, fits, fails) = (
             m.budget_hits(),
@@ -133,7 +150,7 @@ impl Engine {
             if let Some(victim) = self
                 .tenants
                 .iter()
-                .min_by_key(|(k, r)| (r.touched, (*k).clone()))
+                .min_by(|(ka, a), (kb, b)| a.touched.cmp(&b.touched).then_with(|| ka.cmp(kb)))
                 .map(|(k, _)| k.clone())
             {
                 if self.evict(&victim) {
@@ -171,6 +188,7 @@ impl Engine {
                 model,
                 touched: self.tick,
                 last_event_ms: i64::MIN,
+                due_ms: i64::MIN,
             },
         );
         self.stats.tenants_resident = self.tenants.len();
@@ -219,24 +237,114 @@ impl Engine {
         Ok(true)
     }
 
+    /// Applies on-call's verdict on one of `t`'s alerts (see
+    /// [`TenantModel::feedback`]), loading the tenant from the store if it
+    /// is not resident, then saves its snapshot at once so the lesson
+    /// survives a crash. An episode the verdict resolved is pushed to `out`.
+    pub fn feedback(
+        &mut self,
+        t: &TenantId,
+        target: &FeedbackTarget,
+        verdict: Verdict,
+        out: &mut Vec<AlertUpdate>,
+    ) -> Result<FeedbackEffect, StoreError> {
+        if !self.tenants.contains_key(t) {
+            self.make_resident(t);
+        }
+        let r = self.tenants.get_mut(t).expect("made resident above");
+        let before = out.len();
+        let effect = r.model.feedback(target, verdict, out);
+        self.count_updates_from(before, out);
+        let bytes = snapshot::encode(&self.tenants[t].model);
+        if let Err(e) = self.store.save(t, &bytes) {
+            self.stats.store_save_errors += 1;
+            return Err(e);
+        }
+        Ok(effect)
+    }
+
+    fn count_updates_from(&mut self, before: usize, out: &[AlertUpdate]) {
+        self.count_updates(&out[before..]);
+    }
+
+    /// A look over the resident tenants for gauges: their memory, how many
+    /// are still warming up, and the `top` with the most events.
+    pub fn census(&self, top: usize) -> Census {
+        let mut c = Census::default();
+        let mut busiest: Vec<(u64, &TenantId)> = Vec::new();
+        for (t, r) in &self.tenants {
+            c.resident_bytes += r.model.resident_bytes();
+            if !r.model.is_warm(&self.cfg) {
+                c.warming += 1;
+            }
+            if top > 0 {
+                busiest.push((r.model.events(), t));
+            }
+        }
+        if busiest.len() > top {
+            busiest.select_nth_unstable_by(top, |a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+            busiest.truncate(top);
+        }
+        c.busiest = busiest.into_iter().map(|(n, t)| (n, t.clone())).collect();
+        c
+    }
+
+    /// Summaries of the resident tenants, sorted by tenant.
+    pub fn summaries(&self) -> Vec<TenantSummary> {
+        let mut v: Vec<TenantSummary> = self
+            .tenants
+            .values()
+            .map(|r| r.model.summary(&self.cfg))
+            .collect();
+        v.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        v
+    }
+
+    /// A tenant's page: from memory when resident, else read from the
+    /// store without making it resident. `None` when neither has it (a
+    /// snapshot that fails to decode counts as absent).
+    pub fn detail(&mut self, t: &TenantId) -> Option<TenantDetail> {
+        if let Some(r) = self.tenants.get(t) {
+            return Some(r.model.detail(&self.cfg));
+        }
+        let bytes = self.store.load(t).ok()??;
+        let mut m = snapshot::decode(&bytes, t).ok()?;
+        m.set_zone(self.cfg.zone(t));
+        Some(m.detail(&self.cfg))
+    }
+
     /// Advance event time to `now` for every resident tenant: resolve quiet
-    /// episodes, close volume intervals, evict idle tenants.
+    /// episodes, close volume intervals, evict idle tenants. Tenants with
+    /// nothing due (no event since their last advance, no interval boundary
+    /// or episode expiry passed) are skipped, so the cost is in the tenants
+    /// that are active or due, not in all that are resident.
     pub fn advance(&mut self, now: DateTime<Utc>, out: &mut Vec<AlertUpdate>) {
         let now_ms = now.timestamp_millis();
         let before = out.len();
-        let mut ids: Vec<TenantId> = self.tenants.keys().cloned().collect();
-        ids.sort();
-        let idle = self.cfg.config().idle_evict_after.as_millis_i64();
+        let c = self.cfg.config();
+        let idle = c.idle_evict_after.as_millis_i64();
+        let iv = c.volume_interval.as_millis_i64().max(1);
+        let cd = c.cooldown.as_millis_i64();
+        let mut due: Vec<TenantId> = Vec::new();
         let mut idle_ids = Vec::new();
-        for t in ids {
+        for (t, r) in &self.tenants {
+            if now_ms >= r.due_ms {
+                due.push(t.clone());
+            }
+            if r.last_event_ms != i64::MIN && now_ms.saturating_sub(r.last_event_ms) >= idle {
+                idle_ids.push(t.clone());
+            }
+        }
+        due.sort();
+        for t in due {
             let r = self.tenants.get_mut(&t).expect("listed above");
             let hits = r.model.budget_hits();
             r.model.advance(now_ms, &self.cfg, out);
             self.stats.budget_hits += r.model.budget_hits() - hits;
-            if r.last_event_ms != i64::MIN && now_ms.saturating_sub(r.last_event_ms) >= idle {
-                idle_ids.push(t);
-            }
+            let boundary = (now_ms.div_euclid(iv) + 1).saturating_mul(iv);
+            r.due_ms = boundary.min(r.model.first_expiry_ms(cd));
         }
+        idle_ids.sort();
         for t in idle_ids {
             if self.evict(&t) {
                 self.stats.evictions_idle += 1;

@@ -66,8 +66,11 @@ pub mod volume;
 pub use alert::{Alert, AlertUpdate, Contribution, Detector, DetectorScore, EventScore, Severity};
 pub use cards::{ModelCard, ModelCards};
 pub use config::{CheckedConfig, ConfigError, ConfigErrors, DetectConfig, Dur, Floors};
-pub use engine::{Engine, EngineStats};
-pub use model::{TenantCounters, TenantModel};
+pub use engine::{Census, Engine, EngineStats};
+pub use model::{
+    Benign, FeedbackEffect, FeedbackTarget, TenantCounters, TenantDetail, TenantModel,
+    TenantSummary, TopValue, Verdict, Warmup,
+};
 pub use snapshot::SnapshotError;
 pub use store::{DirStore, MemStore, ModelStore, StoreError};
 pub use volume::{Season, VolumeDetector, VolumeParams, VolumeScore};

@@ -55,7 +55,82 @@ pub struct TenantCounters {
     pub track_evictions: u64,
     /// Episodes resolved early because the open-episode table was full.
     pub episodes_forced: u64,
+    /// Alerts not raised because on-call marked the entity (or a stronger
+    /// alert for it) a false positive.
+    pub suppressed: u64,
+    /// Known-benign entries replaced because the table was full.
+    pub benign_evictions: u64,
 }
+
+/// On-call's verdict on an alert (see [`TenantModel::feedback`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    FalsePositive,
+    TruePositive,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::FalsePositive => "false_positive",
+            Verdict::TruePositive => "true_positive",
+        }
+    }
+}
+
+/// A (detector, entity) on-call marked a false positive: later alerts for
+/// it are raised only when their raw score reaches `min_raw`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Benign {
+    pub detector: Detector,
+    pub entity_key: u64,
+    pub entity: String,
+    /// `f64::INFINITY` when the entity itself is the value that was
+    /// flagged (an issuer, a destination): it is known-benign outright.
+    pub min_raw: f64,
+    /// Event time of the tenant when the verdict was applied.
+    pub since_ms: i64,
+}
+
+/// What a verdict is about: an alert's detector, entity and raw score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackTarget {
+    pub detector: Detector,
+    pub entity_key: u64,
+    pub entity: String,
+    pub score: f64,
+}
+
+impl From<&Alert> for FeedbackTarget {
+    fn from(a: &Alert) -> Self {
+        FeedbackTarget {
+            detector: a.detector,
+            entity_key: a.entity_key,
+            entity: a.entity.clone(),
+            score: a.score,
+        }
+    }
+}
+
+/// What a verdict did to the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeedbackEffect {
+    pub verdict: Verdict,
+    /// The known-benign entry in force after the verdict, if any.
+    pub benign: Option<Benign>,
+    /// A verdict that removed an earlier known-benign entry (a true
+    /// positive for an entity once marked benign).
+    pub removed: bool,
+}
+
+/// At most this many known-benign entries per tenant; a new one replaces
+/// the oldest (counted in [`TenantCounters::benign_evictions`]).
+pub const MAX_BENIGN: usize = 64;
+
+/// A later alert for an entity marked false positive on a threshold-type
+/// detector must score this many times the marked alert's raw score.
+pub const BENIGN_RAISE: f64 = 1.5;
 
 /// Interval regularity of one (principal, destination) pair.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -104,6 +179,71 @@ impl SourceModel {
     }
 }
 
+/// Warm-up progress: alerts start once both needs are met.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Warmup {
+    pub events: u64,
+    pub events_needed: u64,
+    pub event_time_seconds: f64,
+    pub event_time_needed_seconds: f64,
+    /// The lesser of the two fractions, in [0, 1].
+    pub progress: f64,
+}
+
+/// A tenant in the admin API's list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantSummary {
+    pub tenant: String,
+    pub events: u64,
+    pub alerts: u64,
+    pub first_event: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_event: Option<chrono::DateTime<chrono::Utc>>,
+    /// Past warm-up: alerts possible.
+    pub warm: bool,
+    pub warmup: Warmup,
+    pub resident_bytes: usize,
+    pub budget_bytes: usize,
+    pub open_episodes: usize,
+    pub known_benign: usize,
+    pub suppressed: u64,
+    pub budget_hits: u64,
+}
+
+/// One of the most frequent values of a categorical feature.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopValue {
+    pub value: String,
+    /// Decayed count.
+    pub count: u32,
+}
+
+/// An open episode, for the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpisodeView {
+    pub id: String,
+    pub detector: Detector,
+    pub entity: String,
+    pub first: chrono::DateTime<chrono::Utc>,
+    pub last: chrono::DateTime<chrono::Utc>,
+    pub events: u32,
+}
+
+/// A tenant's page in the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantDetail {
+    #[serde(flatten)]
+    pub summary: TenantSummary,
+    pub top_issuers: Vec<TopValue>,
+    pub top_destinations: Vec<TopValue>,
+    pub distinct_issuers: u32,
+    pub sources: Vec<Source>,
+    /// Raw scores each detector's calibration has seen.
+    pub scores_observed: std::collections::BTreeMap<&'static str, u32>,
+    pub episodes: Vec<EpisodeView>,
+    pub known_benign: Vec<Benign>,
+    pub counters: TenantCounters,
+}
+
 /// One tenant's model. See the module docs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantModel {
@@ -132,6 +272,8 @@ pub struct TenantModel {
     beacons: Vec<BeaconTrack>,
     tunnels: Vec<TunnelTrack>,
     episodes: Vec<Episode>,
+    /// Entities on-call marked false positive ([`TenantModel::feedback`]).
+    benign: Vec<Benign>,
     counters: TenantCounters,
     /// The tenant's time zone; set by the engine from the config, not stored.
     #[serde(skip, default = "utc")]
@@ -230,6 +372,7 @@ impl TenantModel {
             beacons: Vec::with_capacity(TRACKS),
             tunnels: Vec::with_capacity(TRACKS),
             episodes: Vec::new(),
+            benign: Vec::new(),
             counters: TenantCounters::default(),
             tz,
         };
@@ -306,11 +449,213 @@ impl TenantModel {
                 .iter()
                 .map(|e| std::mem::size_of::<Episode>() + e.entity.len() + e.id.len())
                 .sum::<usize>()
+            + self
+                .benign
+                .iter()
+                .map(|b| std::mem::size_of::<Benign>() + b.entity.len())
+                .sum::<usize>()
     }
 
     /// Open alert episodes.
     pub fn open_episodes(&self) -> usize {
         self.episodes.len()
+    }
+
+    /// When the earliest open episode resolves if nothing extends it
+    /// (`i64::MAX` with none open).
+    pub(crate) fn first_expiry_ms(&self, cooldown_ms: i64) -> i64 {
+        self.episodes
+            .iter()
+            .map(|e| e.last_ms.saturating_add(cooldown_ms))
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
+    /// Past warm-up at its latest event (alerts possible).
+    pub fn is_warm(&self, cfg: &CheckedConfig) -> bool {
+        self.last_ms != i64::MIN && self.warm(self.last_ms, cfg)
+    }
+
+    /// The known-benign entries on-call made ([`TenantModel::feedback`]).
+    pub fn benign(&self) -> &[Benign] {
+        &self.benign
+    }
+
+    /// Applies on-call's verdict on one of this tenant's alerts (its
+    /// detector, entity key, entity and raw score).
+    ///
+    /// A false positive teaches the model: for the detectors whose entity
+    /// *is* the flagged value (issuer, egress and tunnel destinations, a
+    /// beacon's principal + host) that value becomes known-benign outright;
+    /// for the others (a principal's access, off-hours or numeric profile, a
+    /// burst or volume series) the threshold moves — a later alert for the
+    /// same entity needs [`BENIGN_RAISE`] times this alert's raw score. The
+    /// entity's open episode, if any, resolves now (pushed to `out`). A
+    /// true positive removes an earlier known-benign entry for the entity.
+    pub fn feedback(
+        &mut self,
+        target: &FeedbackTarget,
+        verdict: Verdict,
+        out: &mut Vec<AlertUpdate>,
+    ) -> FeedbackEffect {
+        let (detector, entity_key, entity, raw) = (
+            target.detector,
+            target.entity_key,
+            target.entity.as_str(),
+            target.score,
+        );
+        let at = self
+            .benign
+            .iter()
+            .position(|b| b.detector == detector && b.entity_key == entity_key);
+        match verdict {
+            Verdict::TruePositive => {
+                let removed = at.map(|i| self.benign.remove(i)).is_some();
+                FeedbackEffect {
+                    verdict,
+                    benign: None,
+                    removed,
+                }
+            }
+            Verdict::FalsePositive => {
+                let min_raw = match detector {
+                    Detector::Issuer | Detector::Egress | Detector::Tunnel | Detector::Beacon => {
+                        f64::INFINITY
+                    }
+                    _ => (raw.max(0.0) * BENIGN_RAISE).max(f64::MIN_POSITIVE),
+                };
+                let entry = Benign {
+                    detector,
+                    entity_key,
+                    entity: {
+                        let mut end = entity.len().min(256);
+                        while !entity.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        entity[..end].to_owned()
+                    },
+                    min_raw,
+                    since_ms: self.last_ms,
+                };
+                match at {
+                    Some(i) => {
+                        let b = &mut self.benign[i];
+                        b.min_raw = b.min_raw.max(entry.min_raw);
+                        b.since_ms = entry.since_ms;
+                    }
+                    None => {
+                        if self.benign.len() >= MAX_BENIGN {
+                            self.benign.remove(0);
+                            self.counters.benign_evictions += 1;
+                        }
+                        self.benign.push(entry);
+                    }
+                }
+                if let Some(j) = self
+                    .episodes
+                    .iter()
+                    .position(|e| e.detector == detector && e.entity_key == entity_key)
+                {
+                    let e = self.episodes.remove(j);
+                    out.push(AlertUpdate::Resolved {
+                        episode: e.id,
+                        tenant: self.tenant.clone(),
+                        detector: e.detector,
+                        entity: e.entity,
+                        ts: ms_to_utc(e.last_ms),
+                    });
+                }
+                let benign = self
+                    .benign
+                    .iter()
+                    .find(|b| b.detector == detector && b.entity_key == entity_key)
+                    .cloned();
+                FeedbackEffect {
+                    verdict,
+                    benign,
+                    removed: false,
+                }
+            }
+        }
+    }
+
+    /// What the admin API shows for this tenant in a list.
+    pub fn summary(&self, cfg: &CheckedConfig) -> TenantSummary {
+        let c = cfg.config();
+        let span_s = if self.first_ms == i64::MIN {
+            0.0
+        } else {
+            (self.last_ms - self.first_ms).max(0) as f64 / 1000.0
+        };
+        let need_s = c.warmup.as_millis_i64() as f64 / 1000.0;
+        let progress = {
+            let e = if c.warmup_events == 0 {
+                1.0
+            } else {
+                self.counters.events as f64 / c.warmup_events as f64
+            };
+            let t = if need_s <= 0.0 { 1.0 } else { span_s / need_s };
+            e.min(t).clamp(0.0, 1.0)
+        };
+        let ts = |ms: i64| (ms != i64::MIN).then(|| ms_to_utc(ms));
+        TenantSummary {
+            tenant: self.tenant.to_string(),
+            events: self.counters.events,
+            alerts: self.counters.alerts,
+            first_event: ts(self.first_ms),
+            last_event: ts(self.last_ms),
+            warm: self.is_warm(cfg),
+            warmup: Warmup {
+                events: self.counters.events,
+                events_needed: c.warmup_events,
+                event_time_seconds: span_s,
+                event_time_needed_seconds: need_s,
+                progress,
+            },
+            resident_bytes: self.resident_bytes(),
+            budget_bytes: self.budget,
+            open_episodes: self.episodes.len(),
+            known_benign: self.benign.len(),
+            suppressed: self.counters.suppressed,
+            budget_hits: self.budget_hits(),
+        }
+    }
+
+    /// What the admin API shows for this tenant on its own page.
+    pub fn detail(&self, cfg: &CheckedConfig) -> TenantDetail {
+        let top = |t: &TopLabels| {
+            t.entries()
+                .map(|(value, count)| TopValue {
+                    value: value.to_string(),
+                    count,
+                })
+                .collect()
+        };
+        TenantDetail {
+            summary: self.summary(cfg),
+            top_issuers: top(&self.top_issuers),
+            top_destinations: top(&self.top_domains),
+            distinct_issuers: self.seen.distinct(Kind::Issuer),
+            sources: self.sources.iter().map(|s| s.source).collect(),
+            scores_observed: Detector::ALL
+                .iter()
+                .map(|d| (d.as_str(), self.calib[d.index()].total()))
+                .collect(),
+            episodes: self
+                .episodes
+                .iter()
+                .map(|e| EpisodeView {
+                    id: e.id.clone(),
+                    detector: e.detector,
+                    entity: e.entity.clone(),
+                    first: ms_to_utc(e.first_ms),
+                    last: ms_to_utc(e.last_ms),
+                    events: e.events,
+                })
+                .collect(),
+            known_benign: self.benign.clone(),
+            counters: self.counters.clone(),
+        }
     }
 
     fn warm(&self, now_ms: i64, cfg: &CheckedConfig) -> bool {
@@ -897,6 +1242,14 @@ impl TenantModel {
         cfg: &CheckedConfig,
         out: &mut Vec<AlertUpdate>,
     ) {
+        if self
+            .benign
+            .iter()
+            .any(|b| b.detector == d && b.entity_key == key && raw < b.min_raw)
+        {
+            self.counters.suppressed += 1;
+            return;
+        }
         let (id, episode) = ids(&self.tenant, d, key, ts_ms, event_id);
         if self.episodes.len() >= MAX_OPEN_EPISODES {
             let cd = cfg.config().cooldown.as_millis_i64();
@@ -933,6 +1286,7 @@ impl TenantModel {
             tenant: self.tenant.clone(),
             source,
             detector: d,
+            entity_key: key,
             severity: Severity::from_ratio(raw / floor),
             score: raw,
             grade,
@@ -1240,6 +1594,58 @@ mod tests {
             }
             assert_eq!(m.budget_hits(), m.counters.table_halvings);
         }
+    }
+
+    #[test]
+    fn a_false_positive_moves_a_threshold_detector_for_its_entity_only() {
+        let cfg = DetectConfig::default().check().unwrap();
+        let mut m = TenantModel::new(TenantId::new("acme").unwrap(), &cfg);
+        let mut out = Vec::new();
+        let fire = |m: &mut TenantModel, key: u64, raw: f64, out: &mut Vec<AlertUpdate>| {
+            out.clear();
+            m.episodes.clear();
+            let (ex, sum) = (Vec::new(), String::new());
+            m.open(
+                Detector::Volume,
+                key,
+                "events (apigw)".into(),
+                Source::Apigw,
+                raw,
+                0.999,
+                1,
+                None,
+                ex,
+                sum,
+                &cfg,
+                out,
+            );
+            out.iter().any(|u| matches!(u, AlertUpdate::Fired(_)))
+        };
+        assert!(fire(&mut m, 7, 10.0, &mut out));
+        let target = |score| FeedbackTarget {
+            detector: Detector::Volume,
+            entity_key: 7,
+            entity: "events (apigw)".into(),
+            score,
+        };
+        let e = m.feedback(&target(10.0), Verdict::FalsePositive, &mut out);
+        assert_eq!(e.benign.unwrap().min_raw, 10.0 * BENIGN_RAISE);
+        assert!(
+            !fire(&mut m, 7, 14.0, &mut out),
+            "below the moved threshold"
+        );
+        assert!(
+            fire(&mut m, 7, 15.5, &mut out),
+            "a much larger surge still alerts"
+        );
+        assert!(
+            fire(&mut m, 8, 10.0, &mut out),
+            "another entity is unaffected"
+        );
+        assert_eq!(m.counters().suppressed, 1);
+        // A second false positive never lowers the bar.
+        m.feedback(&target(4.0), Verdict::FalsePositive, &mut out);
+        assert_eq!(m.benign()[0].min_raw, 10.0 * BENIGN_RAISE);
     }
 
     #[test]

@@ -351,6 +351,13 @@ impl TopLabels {
         }
     }
 
+    /// Labels with their decayed counts, most frequent first.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, u32)> {
+        let mut v: Vec<_> = self.entries.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+        v.into_iter().map(|e| (e.2.as_str(), e.1))
+    }
+
     /// Labels, most frequent first.
     pub fn labels(&self) -> Vec<&str> {
         let mut v: Vec<_> = self.entries.iter().collect();

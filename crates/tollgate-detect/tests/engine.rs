@@ -716,3 +716,83 @@ proptest! {
         prop_assert_eq!(alone.snapshot(&ta), mixed.snapshot(&ta));
     }
 }
+
+/// On-call feedback: a false positive on one tenant's issuer alert makes
+/// that issuer known-benign for that tenant only; the same pattern later
+/// still alerts for another tenant, and a true positive undoes the lesson.
+#[test]
+fn a_false_positive_teaches_only_its_tenant() {
+    let mut engine = Engine::new(cfg(), Box::new(MemStore::new()));
+    let mut a = Gen::new("acme", 11);
+    let mut b = Gen::new("beta", 12);
+    let mut out = Vec::new();
+    let evil = |g: &mut Gen| {
+        g.tick();
+        let mut e = g.api(7);
+        e.token_issuer = Some("https://login.evil.example".into());
+        e
+    };
+    let round = |engine: &mut Engine, a: &mut Gen, b: &mut Gen, out: &mut Vec<AlertUpdate>| {
+        a.run(engine, 3_000, out);
+        b.run(engine, 3_000, out);
+        out.clear();
+        let ea = evil(a);
+        let eb = evil(b);
+        engine.process(&ea, out);
+        engine.process(&eb, out);
+        let issuer = |t: &str| {
+            fired(out)
+                .into_iter()
+                .find(|x| x.detector == Detector::Issuer && x.tenant.as_str() == t)
+                .cloned()
+        };
+        (issuer("acme"), issuer("beta"))
+    };
+    let (fa, fb) = round(&mut engine, &mut a, &mut b, &mut out);
+    let fa = fa.expect("acme alerts on the new issuer");
+    assert!(fb.is_some(), "beta alerts on the new issuer");
+    assert_ne!(fa.entity_key, 0);
+
+    let acme = TenantId::new("acme").unwrap();
+    let beta_before = engine
+        .snapshot(&TenantId::new("beta").unwrap())
+        .expect("resident");
+    let mut resolved = Vec::new();
+    let effect = engine
+        .feedback(
+            &acme,
+            &(&fa).into(),
+            tollgate_detect::Verdict::FalsePositive,
+            &mut resolved,
+        )
+        .expect("saved");
+    let benign = effect.benign.expect("entry");
+    assert!(benign.min_raw.is_infinite(), "an issuer is benign outright");
+    assert!(
+        matches!(&resolved[..], [AlertUpdate::Resolved { episode, .. }] if *episode == fa.episode),
+        "the open episode resolves at once: {resolved:?}"
+    );
+    assert_eq!(
+        engine.snapshot(&TenantId::new("beta").unwrap()).unwrap(),
+        beta_before,
+        "beta's model is untouched"
+    );
+
+    // Later (well past the cooldown), the same pattern again.
+    let (fa2, fb2) = round(&mut engine, &mut a, &mut b, &mut out);
+    assert!(fa2.is_none(), "acme no longer alerts on the benign issuer");
+    assert!(fb2.is_some(), "beta still does");
+    assert!(engine.tenant(&acme).unwrap().counters().suppressed >= 1);
+
+    // A true positive removes the entry: the issuer alerts again.
+    let effect = engine
+        .feedback(
+            &acme,
+            &(&fa).into(),
+            tollgate_detect::Verdict::TruePositive,
+            &mut resolved,
+        )
+        .unwrap();
+    assert!(effect.removed);
+    assert!(engine.tenant(&acme).unwrap().benign().is_empty());
+}

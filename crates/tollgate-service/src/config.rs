@@ -34,6 +34,8 @@ pub struct ServiceConfig {
     #[serde(default)]
     pub admin: AdminConfig,
     #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
     pub detect: DetectConfig,
     #[serde(default)]
     pub inputs: Vec<InputConfig>,
@@ -187,18 +189,89 @@ impl Default for AlertOutputConfig {
     }
 }
 
-/// The admin endpoint (metrics, health).
-#[derive(Debug, Clone, Deserialize)]
+/// The admin endpoint: metrics, health, the tenants and alerts API, and
+/// on-call feedback.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Listen address; loopback by default. `None` turns it off.
     pub addr: Option<SocketAddr>,
+    /// Bearer token every state-changing endpoint requires
+    /// (`Authorization: Bearer …`). Without one (here, in `token_file` or in
+    /// `TOLLGATE_ADMIN__TOKEN`) those endpoints answer 403. Never logged.
+    pub token: Option<String>,
+    /// A file holding the token (a mounted Kubernetes Secret), read at
+    /// start-up; surrounding whitespace is ignored.
+    pub token_file: Option<PathBuf>,
+    /// The feedback audit log (NDJSON, appended and fsynced per verdict).
+    /// Default: `feedback-audit.ndjson` in `service.model_dir`; with
+    /// neither, feedback is refused (its lesson would not survive a restart).
+    pub audit_log: Option<PathBuf>,
+    /// Alert updates kept for `GET /api/v1/alerts` (a ring buffer).
+    pub recent_alerts: usize,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
+            .field("audit_log", &self.audit_log)
+            .field("recent_alerts", &self.recent_alerts)
+            .finish()
+    }
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            token: None,
+            token_file: None,
+            audit_log: None,
+            recent_alerts: 10_000,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The bearer token, from `token` or `token_file`.
+    pub fn bearer(&self) -> anyhow::Result<Option<String>> {
+        if let Some(t) = &self.token {
+            return Ok(Some(t.trim().to_owned()));
+        }
+        match &self.token_file {
+            Some(p) => {
+                let t = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("admin.token_file {}: {e}", p.display()))?;
+                Ok(Some(t.trim().to_owned()))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Tenant-labelled metric series: bounded so that a flood of tenant ids
+/// cannot blow up Prometheus.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Tenants that always get their own series.
+    pub tenants: Vec<String>,
+    /// Besides those, the busiest tenants (by events, re-ranked every
+    /// `rerank_interval`) get their own series; all others are summed under
+    /// `tenant="_other"`.
+    pub top_tenants: usize,
+    pub rerank_interval: Dur,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            tenants: Vec::new(),
+            top_tenants: 20,
+            rerank_interval: Dur(Duration::from_secs(60)),
         }
     }
 }
@@ -470,7 +543,36 @@ impl ServiceConfig {
         if let Err(e) = self.detect.clone().check() {
             p.push(format!("detect: {e}"));
         }
+        if self.admin.token.is_some() && self.admin.token_file.is_some() {
+            p.push("admin: set token or token_file, not both".to_owned());
+        }
+        if let Some(t) = &self.admin.token {
+            if t.trim().len() < 16 {
+                p.push("admin.token must be at least 16 characters".to_owned());
+            }
+        }
+        if self.admin.recent_alerts == 0 {
+            p.push("admin.recent_alerts must be positive".to_owned());
+        }
+        if self.metrics.rerank_interval.0.is_zero() {
+            p.push("metrics.rerank_interval must be positive".to_owned());
+        }
+        for t in &self.metrics.tenants {
+            if tollgate_events::TenantId::new(t).is_err() {
+                p.push(format!("metrics.tenants: {t:?} is not a valid tenant id"));
+            }
+        }
         p
+    }
+
+    /// Where feedback verdicts are recorded (see [`AdminConfig::audit_log`]).
+    pub fn audit_log(&self) -> Option<PathBuf> {
+        self.admin.audit_log.clone().or_else(|| {
+            self.service
+                .model_dir
+                .as_ref()
+                .map(|d| d.join("feedback-audit.ndjson"))
+        })
     }
 }
 

@@ -22,6 +22,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod api;
 pub mod config;
 pub mod file_input;
 pub mod metrics;
@@ -30,4 +31,5 @@ pub mod service;
 
 pub use config::{ConfigProblems, ServiceConfig};
 pub use metrics::Metrics;
+pub use metrics::TenantLabels;
 pub use service::{abort_on_panic, run, Hooks, RunReport};

@@ -3,7 +3,16 @@
 //! Conventions: `tollgate_` prefix, base units, `_total` counters,
 //! `_seconds` histograms. Labels are bounded: input names, reject/skip
 //! reasons, detectors and severities come from configuration or closed
-//! enums; Kafka partitions from the assignment. No label carries a tenant.
+//! enums; Kafka partitions from the assignment. A `tenant` label appears
+//! only on the `tollgate_tenant_…` series and only through
+//! [`TenantLabels`]: the tenants of `metrics.tenants` and the `top_tenants`
+//! busiest get their own value, every other tenant is summed under
+//! `tenant="_other"`, so a flood of tenant ids adds no series.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tollgate_events::TenantId;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -61,13 +70,13 @@ pub struct Metrics {
     /// Kafka rebalances by input and kind (`assign`, `revoke`, `lost`).
     pub kafka_rebalances: IntGaugeVec,
     /// Alert sinks: updates delivered, per sink and target index.
-    pub sink_delivered: IntGaugeVec,
+    pub sink_delivered: IntCounterVec,
     /// Alert sinks: failed delivery attempts (retried), per sink and target.
-    pub sink_failures: IntGaugeVec,
+    pub sink_failures: IntCounterVec,
     /// Alert sinks: entries waiting in the on-disk spool.
     pub spool_depth: IntGaugeVec,
     /// Alert sinks: spooled updates dropped by the spool's size cap.
-    pub spool_dropped: IntGaugeVec,
+    pub spool_dropped: IntCounterVec,
     /// Kinesis: milliseconds behind the shard's tip, per input and shard.
     pub kinesis_behind: IntGaugeVec,
     /// Kinesis: throttled GetRecords calls per input and shard.
@@ -75,10 +84,151 @@ pub struct Metrics {
     /// Kinesis: KPL aggregates whose magic or MD5 did not check out (passed on raw).
     pub kinesis_kpl_fallbacks: IntGaugeVec,
     pub build_info: IntGaugeVec,
+    /// Events scored per tenant (bounded by [`TenantLabels`]).
+    pub tenant_events: IntCounterVec,
+    /// Alert episodes opened per tenant, detector and severity (bounded).
+    pub tenant_alerts: IntCounterVec,
+    /// Tenants with their own `tenant` label value now.
+    pub tenants_labelled: IntGauge,
+    /// On-call verdicts applied, by verdict.
+    pub feedback: IntCounterVec,
+    /// Which tenants get their own label value.
+    pub tenant_labels: TenantLabels,
+}
+
+/// The label value for `tenant` on `tollgate_tenant_…` series when it has
+/// no series of its own.
+pub const OTHER_TENANTS: &str = "_other";
+
+/// Decides which tenants get their own `tenant` label value: an allow-list
+/// plus the busiest `top` tenants. Workers report their busiest resident
+/// tenants; a labelled tenant keeps its place (at its last known count)
+/// until a busier one takes it, so a tenant briefly evicted from memory
+/// does not flap. A tenant that loses its label has its series folded into
+/// `_other` ([`Metrics::forget_tenant`]), so sums over tenants never drop,
+/// and the number of tenant series stays within `allow + top + 1` per
+/// label combination.
+#[derive(Clone)]
+pub struct TenantLabels {
+    inner: Arc<LabelsInner>,
+}
+
+struct LabelsInner {
+    allow: RwLock<HashSet<String>>,
+    top: std::sync::atomic::AtomicUsize,
+    labelled: RwLock<HashSet<String>>,
+    /// The current top tenants with their last reported event counts.
+    ranked: Mutex<Vec<(u64, String)>>,
+}
+
+impl TenantLabels {
+    pub fn new(allow: &[String], top: usize) -> Self {
+        let labels = TenantLabels {
+            inner: Arc::new(LabelsInner {
+                labelled: RwLock::new(HashSet::new()),
+                allow: RwLock::new(HashSet::new()),
+                top: top.into(),
+                ranked: Mutex::new(Vec::new()),
+            }),
+        };
+        labels.configure(allow, top);
+        labels
+    }
+
+    /// Replaces the allow-list and the top-N size (at start-up, from the
+    /// configuration).
+    pub fn configure(&self, allow: &[String], top: usize) {
+        let allow: HashSet<String> = allow.iter().cloned().collect();
+        *self
+            .inner
+            .labelled
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = allow.clone();
+        *self.inner.allow.write().unwrap_or_else(|e| e.into_inner()) = allow;
+        self.inner
+            .ranked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.inner
+            .top
+            .store(top, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many tenants the top-N holds.
+    pub fn top(&self) -> usize {
+        self.inner.top.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The label value for `tenant`.
+    pub fn label<'a>(&self, tenant: &'a TenantId) -> &'a str {
+        let l = self
+            .inner
+            .labelled
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        if l.contains(tenant.as_str()) {
+            tenant.as_str()
+        } else {
+            OTHER_TENANTS
+        }
+    }
+
+    /// A worker reports its busiest tenants (events, tenant). The top
+    /// becomes the `top` busiest of the current top and the report.
+    /// Returns the tenants that lost their label (whose series the caller
+    /// folds into `_other`).
+    pub fn report(&self, busiest: Vec<(u64, String)>) -> Vec<String> {
+        let top = self.top();
+        let allow = self
+            .inner
+            .allow
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut ranked = self.inner.ranked.lock().unwrap_or_else(|e| e.into_inner());
+        for (n, t) in busiest {
+            if allow.contains(&t) {
+                continue;
+            }
+            match ranked.iter_mut().find(|(_, x)| *x == t) {
+                Some(e) => e.0 = e.0.max(n),
+                None => ranked.push((n, t)),
+            }
+        }
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        ranked.truncate(top);
+        let mut next = allow;
+        next.extend(ranked.iter().map(|(_, t)| t.clone()));
+        drop(ranked);
+        let mut l = self
+            .inner
+            .labelled
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let dropped: Vec<String> = l.difference(&next).cloned().collect();
+        *l = next;
+        dropped
+    }
+
+    /// Tenants with their own label now.
+    pub fn labelled(&self) -> usize {
+        self.inner
+            .labelled
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
 }
 
 impl Metrics {
+    /// Metrics with the default tenant labelling (no allow-list, top 20).
     pub fn new() -> Self {
+        Self::with_tenant_labels(TenantLabels::new(&[], 20))
+    }
+
+    /// Metrics whose tenant series follow `labels`.
+    pub fn with_tenant_labels(tenant_labels: TenantLabels) -> Self {
         let registry = Registry::new();
         fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
@@ -280,13 +430,13 @@ impl Metrics {
                 "Kafka rebalance callbacks since start-up.",
                 &["input", "kind"],
             ),
-            sink_delivered: gauge_vec(
+            sink_delivered: counter_vec(
                 r,
                 "tollgate_alert_sink_delivered_total",
                 "Alert updates delivered by each sink target.",
                 &["sink", "target"],
             ),
-            sink_failures: gauge_vec(
+            sink_failures: counter_vec(
                 r,
                 "tollgate_alert_sink_failures_total",
                 "Failed alert delivery attempts (retried with backoff) by sink target.",
@@ -298,7 +448,7 @@ impl Metrics {
                 "Alert updates waiting in a sink target's on-disk spool.",
                 &["sink", "target"],
             ),
-            spool_dropped: gauge_vec(
+            spool_dropped: counter_vec(
                 r,
                 "tollgate_alert_spool_dropped_total",
                 "Spooled alert updates dropped because the spool reached its size cap.",
@@ -323,7 +473,58 @@ impl Metrics {
                 &["input", "shard"],
             ),
             build_info,
+            tenant_events: counter_vec(
+                r,
+                "tollgate_tenant_events_total",
+                "Events scored per tenant (allow-listed and busiest tenants; the rest under tenant=\"_other\").",
+                &["tenant"],
+            ),
+            tenant_alerts: counter_vec(
+                r,
+                "tollgate_tenant_alerts_total",
+                "Alert episodes opened per tenant, detector and severity (allow-listed and busiest tenants; the rest under tenant=\"_other\").",
+                &["tenant", "detector", "severity"],
+            ),
+            tenants_labelled: gauge(
+                r,
+                "tollgate_metrics_tenants_labelled",
+                "Tenants with their own tenant label value on tollgate_tenant_* series.",
+            ),
+            feedback: counter_vec(
+                r,
+                "tollgate_feedback_total",
+                "On-call verdicts on alerts applied to tenant models, by verdict.",
+                &["verdict"],
+            ),
+            tenant_labels,
             registry,
+        }
+    }
+
+    /// Folds a tenant's own series into `_other` (it lost its label).
+    pub fn forget_tenant(&self, tenant: &str) {
+        // A worker may still add to the tenant's series between the fold
+        // and the removal; those few counts go with it (bounded, rare).
+        let n = self.tenant_events.with_label_values(&[tenant]).get();
+        self.tenant_events
+            .with_label_values(&[OTHER_TENANTS])
+            .inc_by(n);
+        let _ = self.tenant_events.remove_label_values(&[tenant]);
+        for d in tollgate_detect::Detector::ALL {
+            for s in ["low", "medium", "high", "critical"] {
+                let n = self
+                    .tenant_alerts
+                    .with_label_values(&[tenant, d.as_str(), s])
+                    .get();
+                if n > 0 {
+                    self.tenant_alerts
+                        .with_label_values(&[OTHER_TENANTS, d.as_str(), s])
+                        .inc_by(n);
+                }
+                let _ = self
+                    .tenant_alerts
+                    .remove_label_values(&[tenant, d.as_str(), s]);
+            }
         }
     }
 
@@ -338,5 +539,37 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> TenantId {
+        TenantId::new(s).unwrap()
+    }
+
+    #[test]
+    fn the_busiest_keep_their_labels_and_the_rest_fold_into_other() {
+        let m = Metrics::with_tenant_labels(TenantLabels::new(&["vip".into()], 2));
+        let l = m.tenant_labels.clone();
+        assert_eq!(l.label(&t("vip")), "vip");
+        assert_eq!(l.label(&t("a")), OTHER_TENANTS);
+        assert!(l
+            .report(vec![(10, "a".into()), (5, "b".into()), (1, "c".into())])
+            .is_empty());
+        assert_eq!((l.label(&t("a")), l.label(&t("b"))), ("a", "b"));
+        assert_eq!(l.label(&t("c")), OTHER_TENANTS);
+        // Another worker's report: "a" is absent (evicted) but keeps its place.
+        m.tenant_events.with_label_values(&["b"]).inc_by(5);
+        let dropped = l.report(vec![(7, "d".into())]);
+        assert_eq!(dropped, ["b"]);
+        assert_eq!(l.label(&t("a")), "a");
+        for d in dropped {
+            m.forget_tenant(&d);
+        }
+        assert_eq!(m.tenant_events.with_label_values(&[OTHER_TENANTS]).get(), 5);
+        assert_eq!(l.labelled(), 3, "vip, a, d");
     }
 }

@@ -35,11 +35,13 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use tollgate_detect::{
-    AlertUpdate, CheckedConfig, Detector, DirStore, Engine, EngineStats, MemStore, ModelStore,
+    AlertUpdate, CheckedConfig, Detector, DirStore, Engine, EngineStats, FeedbackEffect,
+    FeedbackTarget, MemStore, ModelStore, TenantDetail, TenantSummary, Verdict,
 };
 use tollgate_events::{Ack, Closed, Decoded, Decoder, Event, RecordMeta, RecordSink, TenantId};
 
 use crate::admission::Admission;
+use crate::api::{AlertBook, Controls};
 use crate::config::{AdmissionConfig, ServiceConfig};
 use crate::metrics::Metrics;
 
@@ -58,6 +60,23 @@ pub enum Control {
         tenants: Vec<TenantId>,
         save: bool,
         done: std::sync::mpsc::Sender<()>,
+    },
+    /// Apply on-call's verdict on one of the tenant's alerts and save the
+    /// tenant's model.
+    Feedback {
+        tenant: TenantId,
+        target: FeedbackTarget,
+        verdict: Verdict,
+        reply: tokio::sync::oneshot::Sender<Result<FeedbackEffect, String>>,
+    },
+    /// Summaries of the worker's resident tenants.
+    Tenants {
+        reply: tokio::sync::oneshot::Sender<Vec<TenantSummary>>,
+    },
+    /// One tenant's page.
+    Tenant {
+        tenant: TenantId,
+        reply: tokio::sync::oneshot::Sender<Option<TenantDetail>>,
     },
 }
 
@@ -108,6 +127,8 @@ pub struct Pipeline {
     dispatch_metrics: Option<tollgate_alerts::AlertsMetrics>,
     dead_thread: Option<JoinHandle<anyhow::Result<u64>>>,
     started: Instant,
+    /// Recent alerts for the admin API.
+    book: Arc<AlertBook>,
 }
 
 /// What a worker did, returned when it stops.
@@ -141,13 +162,17 @@ impl Pipeline {
             None => None,
         };
         let dispatch_metrics = dispatcher.as_ref().map(|d| d.metrics().clone());
+        let book = Arc::new(AlertBook::new(cfg.admin.recent_alerts));
         let alert_thread = {
             let out = open_output(cfg.alerts.path.as_deref(), false)?;
             let m = metrics.clone();
             let deadline = cfg.service.shutdown_deadline.0;
+            let book = book.clone();
             std::thread::Builder::new()
                 .name("tollgate-alerts".into())
-                .spawn(move || alert_writer(alert_rx, out, dispatcher, deadline, m, observer))?
+                .spawn(move || {
+                    alert_writer(alert_rx, out, dispatcher, deadline, m, observer, book)
+                })?
         };
         let (dead_tx, dead_rx) = flume::bounded::<DeadLetter>(cfg.dead_letter.queue_capacity);
         let dead_thread = {
@@ -192,6 +217,10 @@ impl Pipeline {
                 seen_stats: EngineStats::default(),
                 scored_log,
                 scores: Detector::ALL.map(|d| metrics.scores.with_label_values(&[d.as_str()])),
+                tenant_runs: Vec::new(),
+                census_every: CENSUS_EVERY.min(cfg.metrics.rerank_interval.0),
+                rerank_every: cfg.metrics.rerank_interval.0,
+                seen_census: (0, 0),
             };
             worker_threads.push(
                 std::thread::Builder::new()
@@ -213,7 +242,20 @@ impl Pipeline {
             dispatch_metrics,
             dead_thread: Some(dead_thread),
             started: Instant::now(),
+            book,
         })
+    }
+
+    /// The recent-alerts ring buffer the admin API reads.
+    pub fn alert_book(&self) -> Arc<AlertBook> {
+        self.book.clone()
+    }
+
+    /// A handle for the admin API's requests to the workers.
+    pub fn controls(&self) -> Controls {
+        Controls {
+            senders: self.controls.clone(),
+        }
     }
 
     /// A router for one input: its own decoder and admission buckets, the
@@ -319,18 +361,25 @@ fn publish_sinks(d: Option<&tollgate_alerts::AlertsMetrics>, m: &Metrics) {
         let x = &lane.metrics;
         let get =
             |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as i64;
-        m.sink_delivered
-            .with_label_values(&l)
-            .set(get(&x.delivered));
-        m.sink_failures
-            .with_label_values(&l)
-            .set(get(&x.failed_attempts));
+        // Counters follow the dispatcher's own monotonic counts.
+        let follow = |c: prometheus::IntCounter, now: i64| {
+            let now = now.max(0) as u64;
+            if now > c.get() {
+                c.inc_by(now - c.get());
+            }
+        };
+        follow(m.sink_delivered.with_label_values(&l), get(&x.delivered));
+        follow(
+            m.sink_failures.with_label_values(&l),
+            get(&x.failed_attempts),
+        );
         m.spool_depth
             .with_label_values(&l)
             .set(get(&x.spool_entries));
-        m.spool_dropped
-            .with_label_values(&l)
-            .set(get(&x.dropped_by_cap));
+        follow(
+            m.spool_dropped.with_label_values(&l),
+            get(&x.dropped_by_cap),
+        );
     }
 }
 
@@ -633,7 +682,18 @@ struct Worker {
     /// `tollgate_detector_score` per detector, resolved once (a labelled
     /// lookup per event would take a lock on the hot path).
     scores: [prometheus::Histogram; Detector::COUNT],
+    /// Events per tenant in the current batch, as runs (consecutive events
+    /// of one tenant add to the last run), for `tollgate_tenant_events_total`.
+    tenant_runs: Vec<(TenantId, u64)>,
+    /// How often (wall time) memory, warm-up and tenant ranking are taken.
+    census_every: Duration,
+    rerank_every: Duration,
+    /// (model bytes, warming) already added to the process-wide gauges.
+    seen_census: (i64, i64),
 }
+
+/// How often a worker takes its census (model memory, tenants warming up).
+const CENSUS_EVERY: Duration = Duration::from_secs(5);
 
 /// The scored-events audit log of one worker (`service.scored_log`): lines
 /// are gathered per batch and appended with one `write` (the file is opened
@@ -713,6 +773,8 @@ impl Worker {
         let mut last_advance_ms = i64::MIN;
         let mut last_activity = Instant::now();
         let mut last_snapshot = Instant::now();
+        let mut last_census = Instant::now();
+        let mut last_rerank = Instant::now();
         let mut snapshot_errors = 0u64;
         let depth = self
             .metrics
@@ -743,6 +805,30 @@ impl Worker {
                     }
                     let _ = done.send(());
                 }
+                Next::Control(Control::Feedback {
+                    tenant,
+                    target,
+                    verdict,
+                    reply,
+                }) => {
+                    let r = self
+                        .engine
+                        .feedback(&tenant, &target, verdict, &mut updates);
+                    self.send_updates(&mut updates, None);
+                    if r.is_ok() {
+                        self.metrics
+                            .feedback
+                            .with_label_values(&[verdict.as_str()])
+                            .inc();
+                    }
+                    let _ = reply.send(r.map_err(|e| e.to_string()));
+                }
+                Next::Control(Control::Tenants { reply }) => {
+                    let _ = reply.send(self.engine.summaries());
+                }
+                Next::Control(Control::Tenant { tenant, reply }) => {
+                    let _ = reply.send(self.engine.detail(&tenant));
+                }
                 Next::Idle => {
                     let idle = last_activity.elapsed();
                     if let Some(wm) = watermark.as_mut() {
@@ -772,9 +858,18 @@ impl Worker {
                 self.snapshot(&mut snapshot_errors);
             }
             self.publish_stats();
+            if last_census.elapsed() >= self.census_every {
+                let rerank = last_rerank.elapsed() >= self.rerank_every;
+                self.census(rerank);
+                last_census = Instant::now();
+                if rerank {
+                    last_rerank = last_census;
+                }
+            }
         }
         self.snapshot(&mut snapshot_errors);
         self.publish_stats();
+        self.census(true);
         WorkerReport {
             stats: self.engine.stats().clone(),
             snapshot_errors,
@@ -797,6 +892,10 @@ impl Worker {
             .map(|_| Utc::now().timestamp_millis());
         let mut held: Vec<Ack> = Vec::new();
         for w in batch {
+            match self.tenant_runs.last_mut() {
+                Some((t, n)) if *t == w.ev.tenant => *n += 1,
+                _ => self.tenant_runs.push((w.ev.tenant.clone(), 1)),
+            }
             let score = self.engine.process(&w.ev, updates);
             for (h, d) in self.scores.iter().zip(&score.per_detector) {
                 if d.raw > 0.0 {
@@ -830,6 +929,38 @@ impl Worker {
             }
         }
         drop(held);
+        let labels = &self.metrics.tenant_labels;
+        for (t, n) in self.tenant_runs.drain(..) {
+            self.metrics
+                .tenant_events
+                .with_label_values(&[labels.label(&t)])
+                .inc_by(n);
+        }
+    }
+
+    /// Model memory and warm-up gauges (as deltas, so the workers add up);
+    /// with `rerank`, this worker's busiest tenants go to the tenant
+    /// labeller and the series of tenants that lost their label are removed.
+    fn census(&mut self, rerank: bool) {
+        let labels = self.metrics.tenant_labels.clone();
+        let c = self.engine.census(if rerank { labels.top() } else { 0 });
+        let (bytes, warming) = (c.resident_bytes as i64, c.warming as i64);
+        self.metrics.model_bytes.add(bytes - self.seen_census.0);
+        self.metrics
+            .tenants_warming
+            .add(warming - self.seen_census.1);
+        self.seen_census = (bytes, warming);
+        if rerank {
+            let busiest = c
+                .busiest
+                .into_iter()
+                .map(|(n, t)| (n, t.as_str().to_owned()))
+                .collect();
+            for t in labels.report(busiest) {
+                self.metrics.forget_tenant(&t);
+            }
+            self.metrics.tenants_labelled.set(labels.labelled() as i64);
+        }
     }
 
     fn snapshot(&mut self, errors: &mut u64) {
@@ -845,11 +976,15 @@ impl Worker {
     fn send_updates(&mut self, updates: &mut Vec<AlertUpdate>, ack: Option<&Ack>) {
         for u in updates.drain(..) {
             match &u {
-                AlertUpdate::Fired(a) => self
-                    .metrics
-                    .alerts_fired
-                    .with_label_values(&[a.detector.as_str(), a.severity.as_str()])
-                    .inc(),
+                AlertUpdate::Fired(a) => {
+                    let (d, s) = (a.detector.as_str(), a.severity.as_str());
+                    self.metrics.alerts_fired.with_label_values(&[d, s]).inc();
+                    let t = self.metrics.tenant_labels.label(&a.tenant);
+                    self.metrics
+                        .tenant_alerts
+                        .with_label_values(&[t, d, s])
+                        .inc();
+                }
                 AlertUpdate::Resolved { .. } => self.metrics.alerts_resolved.inc(),
             }
             // A closed alert output means the service is failing: the
@@ -975,6 +1110,7 @@ fn alert_writer(
     deadline: Duration,
     metrics: Metrics,
     mut observer: Option<AlertObserver>,
+    book: Arc<AlertBook>,
 ) -> anyhow::Result<u64> {
     let ok = metrics.alert_writes.with_label_values(&["written"]);
     let failed = metrics.alert_writes.with_label_values(&["failed"]);
@@ -986,6 +1122,7 @@ fn alert_writer(
             if let Some(obs) = observer.as_mut() {
                 obs(&m.update);
             }
+            book.record(&m.update);
             serde_json::to_writer(&mut *buf, &m.update)?;
             buf.push(b'\n');
             if let Some(d) = &dispatcher {

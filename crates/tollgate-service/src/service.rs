@@ -18,6 +18,7 @@ use tollgate_events::{Decoder, TenantId};
 use tollgate_kafka::KafkaMonitor;
 
 use crate::admin::{self, Readiness};
+use crate::api::AuditLog;
 use crate::config::{ServiceConfig, SourceKind};
 use crate::file_input;
 use crate::metrics::Metrics;
@@ -75,6 +76,14 @@ pub async fn run(
         .check()
         .map_err(|e| anyhow::anyhow!("detect: {e}"))?;
     let metrics = hooks.metrics.unwrap_or_default();
+    metrics
+        .tenant_labels
+        .configure(&cfg.metrics.tenants, cfg.metrics.top_tenants);
+    let token = cfg.admin.bearer()?;
+    let audit = match cfg.audit_log() {
+        Some(p) => Some(Arc::new(AuditLog::open(&p)?)),
+        None => None,
+    };
     let pipeline = Pipeline::start(&cfg, detect, metrics.clone(), hooks.observer)?;
     let ready = Arc::new(Readiness::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -84,7 +93,15 @@ pub async fn run(
     let mut admin_addr = None;
     if let Some(addr) = cfg.admin.addr {
         let mut rx = stop_rx.clone();
-        let (bound, task) = admin::serve(addr, metrics.clone(), ready.clone(), async move {
+        let state = admin::AdminState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+            book: pipeline.alert_book(),
+            controls: pipeline.controls(),
+            audit: audit.clone(),
+            token: token.map(Arc::from),
+        };
+        let (bound, task) = admin::serve(addr, state, async move {
             let _ = rx.wait_for(|s| *s).await;
         })
         .await?;

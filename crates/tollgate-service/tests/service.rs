@@ -128,8 +128,16 @@ file = {{ paths = ["{input}"] }}
     assert_eq!(dead[0]["payload"], "not json at all");
     assert_eq!(dead[0]["input"], "files");
     assert_eq!(metric(&m1, "tollgate_decode_rejections_total"), 2.0);
+    // (the directory also holds the feedback audit log)
     let snapshots = std::fs::read_dir(dir.path().join("models"))
         .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "tgdm")
+        })
         .count();
     let names: Vec<_> = std::fs::read_dir(dir.path().join("models"))
         .unwrap()

@@ -260,7 +260,9 @@ async fn run_async(opts: Options) -> anyhow::Result<i32> {
         },
         admin: AdminConfig {
             addr: Some(opts.admin_addr),
+            ..AdminConfig::default()
         },
+        metrics: Default::default(),
         detect,
         inputs: vec![InputConfig {
             name: INPUT.to_owned(),
@@ -306,6 +308,9 @@ async fn run_async(opts: Options) -> anyhow::Result<i32> {
         async move {
             if let Ok(addr) = bound_rx.await {
                 println!("metrics and health: http://{addr}/metrics  http://{addr}/readyz");
+                println!(
+                    "tenants and alerts: http://{addr}/api/v1/tenants  http://{addr}/api/v1/alerts"
+                );
             }
             println!("alerts as they fire (event time, tenant, detector, severity, summary):");
             if keep_running {

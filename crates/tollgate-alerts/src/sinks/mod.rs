@@ -190,6 +190,7 @@ pub(crate) mod testdata {
             tenant: TenantId::new("acme").unwrap(),
             source: Source::Apigw,
             detector: Detector::OffHours,
+            entity_key: 1,
             severity,
             score: 5.25,
             grade: 0.999,
