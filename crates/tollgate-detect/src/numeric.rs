@@ -26,6 +26,23 @@
 //! If EM fails (degenerate data, no convergence), the model falls back to a
 //! single diagonal Gaussian from the reservoir's moments and counts the
 //! failure. Before the first fit the card's priors are used.
+//!
+//! Learning is robust to what the model is there to catch: a vector the
+//! current mixture finds surprising (more than 3 nats over the baseline)
+//! enters the reservoir at an eighth of the usual rate, so a burst of
+//! outliers does not become a component at the next fit (a lasting new
+//! mode still gets in, eight times slower); a component weighing under a
+//! tenth of the reservoir after a fit is dropped; and fits come at doubling
+//! counts (`first_fit_after`, twice that, …) until they are `refit_every`
+//! apart, so a young model follows its reservoir while that still changes
+//! fast.
+//!
+//! The model is generic over its dimension (`NumericModel<N, T>`, `T` the
+//! size of a packed triangle, `N(N+1)/2`); the engine uses the default,
+//! [`D`] = 6, and `tollgate-eval` streams the ODDS tables (3 and 9 columns)
+//! through the same code. Arrays are serialized as tuples, exactly as serde
+//! does for fixed sizes, so snapshots of the 6-dimensional model are
+//! byte-for-byte what they were before the model became generic.
 
 // Small fixed-size linear algebra reads best with explicit indices.
 #![allow(clippy::needless_range_loop)]
@@ -38,7 +55,7 @@ use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
 use serde::{Deserialize, Serialize};
 
-use crate::cards::NumericCard;
+use crate::cards::{NumericCard, Prior};
 
 /// Dimensions of the numeric vector.
 pub const D: usize = 6;
@@ -93,50 +110,61 @@ impl EwStat {
 
 /// A frozen mixture, unpacked for allocation-free scoring.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Gmm {
+pub struct Gmm<const N: usize = D, const T: usize = TRI> {
     k: usize,
-    center: [f64; D],
-    scale: [f64; D],
+    #[serde(with = "arrays::one")]
+    center: [f64; N],
+    #[serde(with = "arrays::one")]
+    scale: [f64; N],
     /// ln w_k + ½ ln det P_k.
     log_norm: [f64; K_MAX],
-    means: [[f64; D]; K_MAX],
+    #[serde(with = "arrays::rows")]
+    means: [[f64; N]; K_MAX],
     /// Rows of Lᵀ (P = L Lᵀ), packed upper-triangular.
-    upper: [[f64; TRI]; K_MAX],
+    #[serde(with = "arrays::rows")]
+    upper: [[f64; T]; K_MAX],
     /// Per-dimension standard deviation of each component (standardized).
-    sd: [[f64; D]; K_MAX],
+    #[serde(with = "arrays::rows")]
+    sd: [[f64; N]; K_MAX],
     /// 90th percentile of the reservoir's own scores at fit time.
     baseline: f64,
 }
 
-/// Index of (i, j), j >= i, in a packed upper-triangular D×D matrix.
+/// Index of (i, j), j >= i, in a packed upper-triangular N×N matrix.
 #[inline]
-fn up(i: usize, j: usize) -> usize {
-    i * D - i * (i + 1) / 2 + j
+fn up<const N: usize>(i: usize, j: usize) -> usize {
+    i * N - i * (i + 1) / 2 + j
 }
 
-impl Gmm {
+impl<const N: usize, const T: usize> Gmm<N, T> {
     /// One diagonal unit Gaussian in standardized space.
-    fn diagonal(center: [f64; D], scale: [f64; D]) -> Gmm {
-        let mut upper = [[0.0; TRI]; K_MAX];
-        for i in 0..D {
-            upper[0][up(i, i)] = 1.0;
+    fn diagonal(center: [f64; N], scale: [f64; N]) -> Self {
+        const { assert!(T == N * (N + 1) / 2, "T must be N(N+1)/2") };
+        let mut upper = [[0.0; T]; K_MAX];
+        for i in 0..N {
+            upper[0][up::<N>(i, i)] = 1.0;
         }
         Gmm {
             k: 1,
             center,
             scale,
             log_norm: [0.0; K_MAX],
-            means: [[0.0; D]; K_MAX],
+            means: [[0.0; N]; K_MAX],
             upper,
-            sd: [[1.0; D]; K_MAX],
+            sd: [[1.0; N]; K_MAX],
             baseline: 0.0,
         }
     }
 
+    /// Mixture components in use.
+    pub fn components(&self) -> usize {
+        self.k
+    }
+
     #[inline]
-    fn standardize(&self, x: &[f32; D]) -> [f64; D] {
-        let mut z = [0.0; D];
-        for i in 0..D {
+    fn standardize(&self, x: &[f32; N]) -> [f64; N] {
+        let mut z = [0.0; N];
+        for i in 0..N {
             z[i] = (f64::from(x[i]) - self.center[i]) / self.scale[i];
         }
         z
@@ -145,25 +173,25 @@ impl Gmm {
     /// Negative log-likelihood (Student-t kernels, up to a constant) and the
     /// most responsible component.
     #[inline]
-    pub fn nll(&self, x: &[f32; D]) -> (f64, usize) {
+    pub fn nll(&self, x: &[f32; N]) -> (f64, usize) {
         let z = self.standardize(x);
         let mut lps = [f64::NEG_INFINITY; K_MAX];
         let mut best = 0;
         for k in 0..self.k {
-            let mut d = [0.0; D];
-            for i in 0..D {
+            let mut d = [0.0; N];
+            for i in 0..N {
                 d[i] = z[i] - self.means[k][i];
             }
             let u = &self.upper[k];
             let mut q = 0.0;
-            for i in 0..D {
+            for i in 0..N {
                 let mut s = 0.0;
-                for j in i..D {
-                    s += u[up(i, j)] * d[j];
+                for j in i..N {
+                    s += u[up::<N>(i, j)] * d[j];
                 }
                 q += s * s;
             }
-            lps[k] = self.log_norm[k] - 0.5 * (NU + D as f64) * (q / NU).ln_1p();
+            lps[k] = self.log_norm[k] - 0.5 * (NU + N as f64) * (q / NU).ln_1p();
             if lps[k] > lps[best] {
                 best = k;
             }
@@ -176,34 +204,24 @@ impl Gmm {
         (-(m + s.ln()), best)
     }
 
-    /// Per-dimension deviation of `x` from component `k`, in that
-    /// component's standard deviations, and the component mean in the
-    /// feature's unit.
-    pub fn deviations(&self, x: &[f32; D], k: usize) -> [(f64, f64); D] {
-        let z = self.standardize(x);
-        let mut out = [(0.0, 0.0); D];
-        for i in 0..D {
-            let dev = (z[i] - self.means[k][i]) / self.sd[k][i].max(1e-9);
-            let typical = self.center[i] + self.scale[i] * self.means[k][i];
-            out[i] = (dev, to_unit(i, typical));
-        }
-        out
-    }
-
-    fn from_linfa(m: &GaussianMixtureModel<f64>, center: [f64; D], scale: [f64; D]) -> Option<Gmm> {
+    fn from_linfa(
+        m: &GaussianMixtureModel<f64>,
+        center: [f64; N],
+        scale: [f64; N],
+    ) -> Option<Self> {
         let k = m.weights().len();
-        if k == 0 || k > K_MAX || m.means().ncols() != D {
+        if k == 0 || k > K_MAX || m.means().ncols() != N {
             return None;
         }
-        let mut g = Gmm::diagonal(center, scale);
+        let mut g = Self::diagonal(center, scale);
         g.k = k;
         for c in 0..k {
             let w = m.weights()[c];
             let p = m.precisions().index_axis(ndarray::Axis(0), c);
             let cov = m.covariances().index_axis(ndarray::Axis(0), c);
             // Cholesky P = L Lᵀ
-            let mut l = [[0.0f64; D]; D];
-            for i in 0..D {
+            let mut l = [[0.0f64; N]; N];
+            for i in 0..N {
                 for j in 0..=i {
                     let mut s = p[[i, j]];
                     for t in 0..j {
@@ -220,12 +238,12 @@ impl Gmm {
                 }
             }
             let mut half_log_det = 0.0;
-            for i in 0..D {
+            for i in 0..N {
                 half_log_det += l[i][i].ln();
                 g.means[c][i] = m.means()[[c, i]];
                 g.sd[c][i] = cov[[i, i]].max(0.0).sqrt();
-                for j in i..D {
-                    g.upper[c][up(i, j)] = l[j][i];
+                for j in i..N {
+                    g.upper[c][up::<N>(i, j)] = l[j][i];
                 }
             }
             if w.is_nan() || w <= 0.0 || !half_log_det.is_finite() {
@@ -233,7 +251,47 @@ impl Gmm {
             }
             g.log_norm[c] = w.ln() + half_log_det;
         }
+        // a component holding under MIN_WEIGHT of the reservoir is too thin
+        // to be "normal": dropped (the rest renormalised), so a cluster of a
+        // few odd vectors that got into the reservoir does not make its
+        // kind score as typical
+        let mut keep = 0;
+        let mut total = 0.0;
+        for c in 0..k {
+            let w = m.weights()[c];
+            if w >= MIN_WEIGHT {
+                g.log_norm[keep] = g.log_norm[c];
+                g.means[keep] = g.means[c];
+                g.upper[keep] = g.upper[c];
+                g.sd[keep] = g.sd[c];
+                keep += 1;
+                total += w;
+            }
+        }
+        if keep == 0 {
+            return None;
+        }
+        for c in 0..keep {
+            g.log_norm[c] -= total.ln();
+        }
+        g.k = keep;
         Some(g)
+    }
+}
+
+impl Gmm {
+    /// Per-dimension deviation of `x` from component `k`, in that
+    /// component's standard deviations, and the component mean in the
+    /// feature's unit.
+    pub fn deviations(&self, x: &[f32; D], k: usize) -> [(f64, f64); D] {
+        let z = self.standardize(x);
+        let mut out = [(0.0, 0.0); D];
+        for i in 0..D {
+            let dev = (z[i] - self.means[k][i]) / self.sd[k][i].max(1e-9);
+            let typical = self.center[i] + self.scale[i] * self.means[k][i];
+            out[i] = (dev, to_unit(i, typical));
+        }
+        out
     }
 }
 
@@ -247,29 +305,40 @@ pub enum FitOutcome {
 /// The per-(tenant, source) numeric model: running stats, reservoir,
 /// frozen mixture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NumericModel {
+pub struct NumericModel<const N: usize = D, const T: usize = TRI> {
     /// Running mean/variance of each feature (egress z-scores, typical values).
-    pub(crate) stats: [EwStat; D],
+    #[serde(with = "arrays::one")]
+    pub(crate) stats: [EwStat; N],
     /// Imputation values for missing features (the card's prior means).
-    impute: [f32; D],
-    prior_std: [f64; D],
+    #[serde(with = "arrays::one")]
+    impute: [f32; N],
+    #[serde(with = "arrays::one")]
+    prior_std: [f64; N],
     /// Reservoir vectors in fixed point ([`pack`]): a quarter of the
     /// memory of `f32` at a resolution (1/1024 in log space) far below the
     /// features' noise, which leaves room in the tenant budget for the
     /// categorical tables.
-    reservoir: Vec<[i16; D]>,
+    #[serde(with = "arrays::vec")]
+    reservoir: Vec<[i16; N]>,
     /// The reservoir's bound (from the card), for memory accounting that
     /// does not depend on allocation history.
     cap: u32,
     seen: u64,
     rng: u64,
-    pub(crate) gmm: Gmm,
+    pub(crate) gmm: Gmm<N, T>,
     pub(crate) fits: u32,
     pub(crate) fit_failures: u32,
     next_fit: u64,
 }
 
 const STAT_ALPHA: f64 = 1e-3;
+
+/// Excess NLL (nats over the fit-time 90th percentile) up to which a vector
+/// joins the reservoir at the usual rate; above it, at 1/8 of it.
+const ADMIT_BELOW_NATS: f64 = 3.0;
+
+/// Mixture components below this weight are dropped after a fit.
+const MIN_WEIGHT: f64 = 0.1;
 
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -280,14 +349,22 @@ fn splitmix(state: &mut u64) -> u64 {
 }
 
 impl NumericModel {
+    /// The engine's model: the card's six features and priors.
     pub fn new(card: &NumericCard, seed: u64) -> Self {
-        let pri = card.prior.as_array();
-        let mut center = [0.0; D];
-        let mut scale = [1.0; D];
-        let mut impute = [0.0; D];
-        let mut prior_std = [1.0; D];
-        let mut stats = [EwStat::default(); D];
-        for i in 0..D {
+        Self::with_priors(card, card.prior.as_array(), seed)
+    }
+}
+
+impl<const N: usize, const T: usize> NumericModel<N, T> {
+    /// A model of `N` features with the card's parameters and these
+    /// cold-start priors (the card's own priors name the engine's six).
+    pub fn with_priors(card: &NumericCard, pri: [Prior; N], seed: u64) -> Self {
+        let mut center = [0.0; N];
+        let mut scale = [1.0; N];
+        let mut impute = [0.0; N];
+        let mut prior_std = [1.0; N];
+        let mut stats = [EwStat::default(); N];
+        for i in 0..N {
             center[i] = pri[i].mean;
             scale[i] = pri[i].std;
             impute[i] = pri[i].mean as f32;
@@ -301,7 +378,7 @@ impl NumericModel {
         let mut gmm = Gmm::diagonal(center, scale);
         // the prior's own 90th-percentile score, roughly: a point 1.3 sd out
         // in every dimension
-        let probe: [f32; D] = std::array::from_fn(|i| (center[i] + 1.3 * scale[i]) as f32);
+        let probe: [f32; N] = std::array::from_fn(|i| (center[i] + 1.3 * scale[i]) as f32);
         gmm.baseline = gmm.nll(&probe).0;
         NumericModel {
             stats,
@@ -322,13 +399,24 @@ impl NumericModel {
         // from the bound, not `capacity()`: a decoded snapshot allocates
         // differently, and this estimate steers budget decisions that must
         // not depend on eviction history
-        std::mem::size_of::<Self>() + self.cap as usize * std::mem::size_of::<[i16; D]>()
+        std::mem::size_of::<Self>() + self.cap as usize * std::mem::size_of::<[i16; N]>()
+    }
+
+    /// Mixture fits so far, and how many of them fell back to a diagonal
+    /// Gaussian.
+    pub fn fits(&self) -> (u32, u32) {
+        (self.fits, self.fit_failures)
+    }
+
+    /// The current mixture.
+    pub fn mixture(&self) -> &Gmm<N, T> {
+        &self.gmm
     }
 
     /// Replace missing (NaN) features by the prior mean.
     #[inline]
-    pub fn impute(&self, x: &mut [f32; D]) {
-        for i in 0..D {
+    pub fn impute(&self, x: &mut [f32; N]) {
+        for i in 0..N {
             if x[i].is_nan() {
                 x[i] = self.impute[i];
             }
@@ -337,15 +425,25 @@ impl NumericModel {
 
     /// Raw score (excess NLL, >= 0) and the nearest component.
     #[inline]
-    pub fn score(&self, x: &[f32; D]) -> (f64, usize) {
+    pub fn score(&self, x: &[f32; N]) -> (f64, usize) {
+        let (e, k) = self.excess_nll(x);
+        (e.max(0.0), k)
+    }
+
+    /// The excess negative log-likelihood over the fit-time baseline, not
+    /// clamped at 0 (negative for typical points), and the nearest
+    /// component: a full ranking, for AUROC; [`NumericModel::score`] is its
+    /// positive part.
+    #[inline]
+    pub fn excess_nll(&self, x: &[f32; N]) -> (f64, usize) {
         let (nll, k) = self.gmm.nll(x);
-        ((nll - self.gmm.baseline).max(0.0), k)
+        (nll - self.gmm.baseline, k)
     }
 
     /// Learn from `x` (already imputed): update stats and reservoir, refit
     /// when due. Returns the fit outcome if a fit ran.
-    pub fn learn(&mut self, x: &[f32; D], card: &NumericCard, seed: u64) -> Option<FitOutcome> {
-        for i in 0..D {
+    pub fn learn(&mut self, x: &[f32; N], card: &NumericCard, seed: u64) -> Option<FitOutcome> {
+        for i in 0..N {
             self.stats[i].update(f64::from(x[i]), STAT_ALPHA);
         }
         self.seen += 1;
@@ -361,12 +459,23 @@ impl NumericModel {
             let r = splitmix(&mut self.rng);
             // replace with probability cap / recency_window
             if (r >> 11) % card.recency_window.max(1) < cap as u64 {
-                let slot = (r as usize) % self.reservoir.len();
-                self.reservoir[slot] = pack(x);
+                // robust learning: a vector the current mixture finds
+                // surprising joins the reservoir with 1/8 of the usual
+                // probability (the top three bits of the draw), so a burst
+                // of outliers does not become a component at the next fit
+                // and stop scoring; a lasting new mode still gets in
+                let admit =
+                    self.fits == 0 || r >> 61 == 0 || self.excess_nll(x).0 <= ADMIT_BELOW_NATS;
+                if admit {
+                    let slot = (r as usize) % self.reservoir.len();
+                    self.reservoir[slot] = pack(x);
+                }
             }
         }
         if self.seen >= self.next_fit {
-            self.next_fit = self.seen + card.refit_every;
+            // refit at doubling counts until `refit_every` apart: a young
+            // model improves while its reservoir is still changing fast
+            self.next_fit = self.seen + self.seen.clamp(1, card.refit_every.max(1));
             return Some(self.fit(card, seed));
         }
         None
@@ -375,11 +484,11 @@ impl NumericModel {
     fn fit(&mut self, card: &NumericCard, seed: u64) -> FitOutcome {
         // unpacked once per fit (every `refit_every` events), never per event
         let n = self.reservoir.len();
-        let res: Vec<[f32; D]> = self.reservoir.iter().map(unpack).collect();
-        let mut center = [0.0; D];
-        let mut scale = [0.0; D];
+        let res: Vec<[f32; N]> = self.reservoir.iter().map(unpack).collect();
+        let mut center = [0.0; N];
+        let mut scale = [0.0; N];
         for v in &res {
-            for i in 0..D {
+            for i in 0..N {
                 center[i] += f64::from(v[i]);
             }
         }
@@ -387,17 +496,17 @@ impl NumericModel {
             *c /= n as f64;
         }
         for v in &res {
-            for i in 0..D {
+            for i in 0..N {
                 let d = f64::from(v[i]) - center[i];
                 scale[i] += d * d;
             }
         }
-        for i in 0..D {
+        for i in 0..N {
             scale[i] = (scale[i] / n as f64).sqrt().max(0.5 * self.prior_std[i]);
         }
-        let mut rec = Array2::<f64>::zeros((n, D));
+        let mut rec = Array2::<f64>::zeros((n, N));
         for (r, v) in res.iter().enumerate() {
-            for i in 0..D {
+            for i in 0..N {
                 rec[[r, i]] = (f64::from(v[i]) - center[i]) / scale[i];
             }
         }
@@ -414,12 +523,12 @@ impl NumericModel {
             .init_method(GmmInitMethod::KMeans)
             .fit(&ds)
             .ok()
-            .and_then(|m| Gmm::from_linfa(&m, center, scale));
+            .and_then(|m| Gmm::<N, T>::from_linfa(&m, center, scale));
         let (mut gmm, outcome) = match fitted {
             Some(g) => (g, FitOutcome::Mixture),
             None => {
                 self.fit_failures += 1;
-                (Gmm::diagonal(center, scale), FitOutcome::Fallback)
+                (Gmm::<N, T>::diagonal(center, scale), FitOutcome::Fallback)
             }
         };
         let mut scores: Vec<f64> = res.iter().map(|v| gmm.nll(v).0).collect();
@@ -441,21 +550,136 @@ impl NumericModel {
 /// covers `ln(1 + x)` of any byte count, latency or rate.
 const PACK: f32 = 1024.0;
 
-fn pack(x: &[f32; D]) -> [i16; D] {
-    let mut out = [0i16; D];
-    for i in 0..D {
+fn pack<const N: usize>(x: &[f32; N]) -> [i16; N] {
+    let mut out = [0i16; N];
+    for i in 0..N {
         // `as` saturates and maps NaN to 0
         out[i] = (x[i] * PACK).round() as i16;
     }
     out
 }
 
-fn unpack(x: &[i16; D]) -> [f32; D] {
-    let mut out = [0f32; D];
-    for i in 0..D {
+fn unpack<const N: usize>(x: &[i16; N]) -> [f32; N] {
+    let mut out = [0f32; N];
+    for i in 0..N {
         out[i] = f32::from(x[i]) / PACK;
     }
     out
+}
+
+/// Serde for arrays whose length is a const parameter (serde implements
+/// fixed sizes only): each array is a tuple, as serde writes `[T; n]`, so
+/// the encoded bytes are unchanged.
+mod arrays {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
+    use serde::ser::{Serialize, SerializeTuple, Serializer};
+
+    struct Tuple<'a, T, const N: usize>(&'a [T; N]);
+
+    impl<T: Serialize, const N: usize> Serialize for Tuple<'_, T, N> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut t = s.serialize_tuple(N)?;
+            for x in self.0 {
+                t.serialize_element(x)?;
+            }
+            t.end()
+        }
+    }
+
+    struct Owned<T, const N: usize>([T; N]);
+
+    impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Owned<T, N> {
+        fn deserialize<De: Deserializer<'de>>(d: De) -> Result<Self, De::Error> {
+            struct V<T, const N: usize>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for V<T, N> {
+                type Value = [T; N];
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    write!(f, "an array of length {N}")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[T; N], A::Error> {
+                    let mut v = Vec::with_capacity(N);
+                    for i in 0..N {
+                        v.push(
+                            seq.next_element()?
+                                .ok_or_else(|| de::Error::invalid_length(i, &self))?,
+                        );
+                    }
+                    v.try_into()
+                        .map_err(|_| de::Error::invalid_length(N, &self))
+                }
+            }
+            d.deserialize_tuple(N, V::<T, N>(PhantomData)).map(Owned)
+        }
+    }
+
+    /// `[T; N]`.
+    pub mod one {
+        use super::*;
+
+        pub fn serialize<S: Serializer, T: Serialize, const N: usize>(
+            a: &[T; N],
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            Tuple(a).serialize(s)
+        }
+
+        pub fn deserialize<'de, De: Deserializer<'de>, T: Deserialize<'de>, const N: usize>(
+            d: De,
+        ) -> Result<[T; N], De::Error> {
+            Owned::<T, N>::deserialize(d).map(|o| o.0)
+        }
+    }
+
+    /// `[[T; N]; M]`.
+    pub mod rows {
+        use super::*;
+
+        pub fn serialize<S: Serializer, T: Serialize, const N: usize, const M: usize>(
+            a: &[[T; N]; M],
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            let mut t = s.serialize_tuple(M)?;
+            for r in a {
+                t.serialize_element(&Tuple(r))?;
+            }
+            t.end()
+        }
+
+        pub fn deserialize<
+            'de,
+            De: Deserializer<'de>,
+            T: Deserialize<'de>,
+            const N: usize,
+            const M: usize,
+        >(
+            d: De,
+        ) -> Result<[[T; N]; M], De::Error> {
+            let rows = Owned::<Owned<T, N>, M>::deserialize(d)?;
+            Ok(rows.0.map(|r| r.0))
+        }
+    }
+
+    /// `Vec<[T; N]>`.
+    pub mod vec {
+        use super::*;
+
+        pub fn serialize<S: Serializer, T: Serialize, const N: usize>(
+            a: &[[T; N]],
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            s.collect_seq(a.iter().map(Tuple))
+        }
+
+        pub fn deserialize<'de, De: Deserializer<'de>, T: Deserialize<'de>, const N: usize>(
+            d: De,
+        ) -> Result<Vec<[T; N]>, De::Error> {
+            let v = Vec::<Owned<T, N>>::deserialize(d)?;
+            Ok(v.into_iter().map(|o| o.0).collect())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -500,8 +724,8 @@ mod tests {
         let mut seen = [false; TRI];
         for i in 0..D {
             for j in i..D {
-                assert!(!seen[up(i, j)]);
-                seen[up(i, j)] = true;
+                assert!(!seen[up::<D>(i, j)]);
+                seen[up::<D>(i, j)] = true;
             }
         }
         assert!(seen.iter().all(|&b| b));
@@ -519,7 +743,9 @@ mod tests {
                 fits += 1;
             }
         }
-        assert_eq!(fits, 1);
+        // at 256, 512 and 1024 events: doubling until `refit_every` apart
+        assert_eq!(fits, 3);
+        assert_eq!(m.next_fit, 2048);
         assert_eq!(m.fit_failures, 0);
         assert!(m.gmm.k >= 2, "two modes need two components");
         let normal_small = [6.0, 7.0, 3.5, 1.0, 0.0, 0.0];
@@ -554,6 +780,120 @@ mod tests {
             m
         };
         assert_eq!(run(), run());
+    }
+
+    /// The generic arrays serialize exactly as serde's fixed-size ones did
+    /// before the model became generic: snapshots keep their bytes.
+    #[test]
+    fn encoding_is_that_of_fixed_size_arrays() {
+        #[derive(Serialize)]
+        struct GmmFixed {
+            k: usize,
+            center: [f64; D],
+            scale: [f64; D],
+            log_norm: [f64; K_MAX],
+            means: [[f64; D]; K_MAX],
+            upper: [[f64; TRI]; K_MAX],
+            sd: [[f64; D]; K_MAX],
+            baseline: f64,
+        }
+        #[derive(Serialize)]
+        struct ModelFixed {
+            stats: [EwStat; D],
+            impute: [f32; D],
+            prior_std: [f64; D],
+            reservoir: Vec<[i16; D]>,
+            cap: u32,
+            seen: u64,
+            rng: u64,
+            gmm: GmmFixed,
+            fits: u32,
+            fit_failures: u32,
+            next_fit: u64,
+        }
+        let c = card();
+        let mut m = NumericModel::new(&c, 4);
+        let mut s = 11u64;
+        for _ in 0..700 {
+            m.learn(&sample(&mut s), &c, 3);
+        }
+        assert_eq!(m.fits, 2);
+        let g = &m.gmm;
+        let fixed = ModelFixed {
+            stats: m.stats,
+            impute: m.impute,
+            prior_std: m.prior_std,
+            reservoir: m.reservoir.clone(),
+            cap: m.cap,
+            seen: m.seen,
+            rng: m.rng,
+            gmm: GmmFixed {
+                k: g.k,
+                center: g.center,
+                scale: g.scale,
+                log_norm: g.log_norm,
+                means: g.means,
+                upper: g.upper,
+                sd: g.sd,
+                baseline: g.baseline,
+            },
+            fits: m.fits,
+            fit_failures: m.fit_failures,
+            next_fit: m.next_fit,
+        };
+        let bytes = postcard::to_allocvec(&m).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&fixed).unwrap());
+        let back: NumericModel = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, m);
+        assert!(postcard::from_bytes::<NumericModel>(&bytes[..bytes.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn other_dimensions_fit_and_score() {
+        fn run<const N: usize, const T: usize>() {
+            let c = card();
+            let pri = [Prior {
+                mean: 0.0,
+                std: 1.0,
+            }; N];
+            let mut m = NumericModel::<N, T>::with_priors(&c, pri, 1);
+            let mut s = 5u64;
+            for _ in 0..1500 {
+                let x: [f32; N] = std::array::from_fn(|i| (i as f64 + normalish(&mut s)) as f32);
+                m.learn(&x, &c, 2);
+            }
+            assert_eq!(m.fits(), (3, 0));
+            let typical: [f32; N] = std::array::from_fn(|i| i as f32);
+            let far: [f32; N] = std::array::from_fn(|i| i as f32 + 8.0);
+            let (t, _) = m.excess_nll(&typical);
+            let (f, _) = m.excess_nll(&far);
+            assert!(t < 0.0 && f > 5.0, "N = {N}: {t} {f}");
+            assert_eq!(m.score(&typical).0, 0.0);
+        }
+        run::<3, 6>();
+        run::<9, 45>();
+    }
+
+    /// A burst of one odd kind of vector, longer than the gap between fits,
+    /// does not become a component: it still scores high after a refit.
+    #[test]
+    fn a_burst_of_outliers_is_not_learned_as_normal() {
+        let mut c = card();
+        c.refit_every = 1024;
+        let mut m = NumericModel::new(&c, 1);
+        let mut s = 7u64;
+        for _ in 0..4096 {
+            m.learn(&sample(&mut s), &c, 42);
+        }
+        let odd = [6.0, 17.0, 3.5, 4.0, 0.0, 0.0];
+        let before = m.score(&odd).0;
+        let fits = m.fits;
+        for _ in 0..1500 {
+            m.learn(&odd, &c, 42);
+        }
+        assert!(m.fits > fits, "a refit happened during the burst");
+        let after = m.score(&odd).0;
+        assert!(before > 10.0 && after > 10.0, "{before} {after}");
     }
 
     #[test]

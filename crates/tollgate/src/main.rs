@@ -9,6 +9,7 @@ mod events_in;
 mod replay;
 mod run_cmd;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -97,30 +98,111 @@ enum Cmd {
 enum EvalCmd {
     /// The labelled scenario suite: recall, delay, false alerts, AUROC/AUPRC per seed.
     Scenarios {
-        /// Seeds to run (repeatable).
-        #[arg(long = "seed", default_values_t = [1u64, 2])]
-        seeds: Vec<u64>,
-        /// Benign events per seed.
-        #[arg(long, default_value_t = 1_000_000)]
-        events: u64,
-        #[arg(long, default_value_t = 20)]
-        tenants: usize,
-        /// Days of event time.
-        #[arg(long, default_value_t = 7)]
-        days: u64,
-        /// Incidents injected per scenario.
-        #[arg(long, default_value_t = 4)]
-        incidents: usize,
-        /// TOML file with a `[detect]` table.
-        #[arg(long)]
-        config: Option<String>,
-        /// Exit 1 if a bar is missed.
-        #[arg(long)]
-        check: bool,
+        #[command(flatten)]
+        args: ScenarioArgs,
         /// List missed incidents and false alerts by detector, with examples.
         #[arg(long)]
         explain: bool,
+        /// Write an HTML report to DIR/scenarios.html (plots of the first seed).
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
     },
+    /// NAB: the 58 series through the volume detector, scored with NAB's rules beside the published scoreboard.
+    Nab {
+        /// The NAB folder (data/, labels/, config/).
+        #[arg(long, default_value = "../shared/data/nab")]
+        data: PathBuf,
+        /// Only series whose name contains this (repeatable; default all).
+        #[arg(long = "series")]
+        series: Vec<String>,
+        /// Write DIR/<category>/<file>.csv (timestamp,value,anomaly_score) per series.
+        #[arg(long, value_name = "DIR")]
+        results_out: Option<PathBuf>,
+        /// Write an HTML report to DIR/nab.html.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// Exit 1 if the standard-profile bar is missed.
+        #[arg(long)]
+        check: bool,
+    },
+    /// ODDS http/smtp/shuttle streamed through the numeric model: AUROC/AUPRC beside published figures.
+    Odds {
+        /// The folder holding <set>.csv.
+        #[arg(long, default_value = "../shared/data/odds")]
+        data: PathBuf,
+        /// Data sets to run (repeatable).
+        #[arg(long = "set", default_values_t = ["http".to_string(), "smtp".into(), "shuttle".into()])]
+        sets: Vec<String>,
+        /// Only the first N rows of each set (for smoke tests).
+        #[arg(long)]
+        max_rows: Option<usize>,
+        /// Write DIR/<set>.csv (score,label) per set.
+        #[arg(long, value_name = "DIR")]
+        results_out: Option<PathBuf>,
+        /// Write an HTML report to DIR/odds.html.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// Exit 1 if an AUROC bar is missed.
+        #[arg(long)]
+        check: bool,
+    },
+    /// NAB, ODDS and the scenario suite in one run, with one report (DIR/index.html).
+    All {
+        #[arg(long, default_value = "../shared/data/nab")]
+        nab_data: PathBuf,
+        #[arg(long, default_value = "../shared/data/odds")]
+        odds_data: PathBuf,
+        #[command(flatten)]
+        args: ScenarioArgs,
+        /// Where the report goes.
+        #[arg(long, value_name = "DIR")]
+        report: PathBuf,
+    },
+}
+
+/// The scenario suite's settings.
+#[derive(Args)]
+struct ScenarioArgs {
+    /// Seeds to run (repeatable).
+    #[arg(long = "seed", default_values_t = [1u64, 2])]
+    seeds: Vec<u64>,
+    /// Benign events per seed.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    #[arg(long, default_value_t = 20)]
+    tenants: usize,
+    /// Days of event time.
+    #[arg(long, default_value_t = 7)]
+    days: u64,
+    /// Incidents injected per scenario.
+    #[arg(long, default_value_t = 4)]
+    incidents: usize,
+    /// TOML file with a `[detect]` table.
+    #[arg(long)]
+    config: Option<String>,
+    /// Exit 1 if a bar is missed.
+    #[arg(long)]
+    check: bool,
+}
+
+impl ScenarioArgs {
+    fn options(self, explain: bool, report: Option<PathBuf>) -> anyhow::Result<eval::Options> {
+        let detect = match &self.config {
+            Some(p) => replay::ReplayConfig::load(p)?.detect,
+            None => tollgate_detect::DetectConfig::default(),
+        };
+        Ok(eval::Options {
+            seeds: self.seeds,
+            events: self.events,
+            tenants: self.tenants,
+            days: self.days,
+            incidents_per_scenario: self.incidents,
+            detect,
+            check: self.check,
+            explain,
+            report,
+        })
+    }
 }
 
 /// How records are decoded; shared by the commands that read records.
@@ -195,6 +277,75 @@ impl DecodeArgs {
     }
 }
 
+fn run_eval(what: EvalCmd) -> anyhow::Result<i32> {
+    match what {
+        EvalCmd::Scenarios {
+            args,
+            explain,
+            report,
+        } => eval::run(args.options(explain, report)?),
+        EvalCmd::Nab {
+            data,
+            series,
+            results_out,
+            report,
+            check,
+        } => eval::run_nab(&eval::NabOptions {
+            data,
+            series,
+            results_out,
+            report,
+            check,
+        })
+        .map(|r| r.0),
+        EvalCmd::Odds {
+            data,
+            sets,
+            max_rows,
+            results_out,
+            report,
+            check,
+        } => eval::run_odds(&eval::OddsOptions {
+            data,
+            sets,
+            max_rows,
+            results_out,
+            report,
+            check,
+        })
+        .map(|r| r.0),
+        EvalCmd::All {
+            nab_data,
+            odds_data,
+            args,
+            report,
+        } => {
+            let check = args.check;
+            let (a, nab) = eval::run_nab(&eval::NabOptions {
+                data: nab_data,
+                series: vec![],
+                results_out: None,
+                report: None,
+                check,
+            })?;
+            println!();
+            let (b, odds) = eval::run_odds(&eval::OddsOptions {
+                data: odds_data,
+                sets: vec!["http".into(), "smtp".into(), "shuttle".into()],
+                max_rows: None,
+                results_out: None,
+                report: None,
+                check,
+            })?;
+            println!();
+            let opts = args.options(false, Some(report.clone()))?;
+            let (c, scen) = eval::run_scenarios(&opts)?;
+            eval::write_report(&report, "index", &[nab, odds, scen])?;
+            Ok(a.max(b).max(c))
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
@@ -244,34 +395,7 @@ fn main() -> ExitCode {
                 },
             )
         })(),
-        Cmd::Eval {
-            what:
-                EvalCmd::Scenarios {
-                    seeds,
-                    events,
-                    tenants,
-                    days,
-                    incidents,
-                    config,
-                    check,
-                    explain,
-                },
-        } => (|| {
-            let detect = match &config {
-                Some(p) => replay::ReplayConfig::load(p)?.detect,
-                None => tollgate_detect::DetectConfig::default(),
-            };
-            eval::run(eval::Options {
-                seeds,
-                events,
-                tenants,
-                days,
-                incidents_per_scenario: incidents,
-                detect,
-                check,
-                explain,
-            })
-        })(),
+        Cmd::Eval { what } => run_eval(what),
     };
     match res {
         Ok(code) => ExitCode::from(code as u8),
