@@ -254,17 +254,13 @@ impl Engine {
         let r = self.tenants.get_mut(t).expect("made resident above");
         let before = out.len();
         let effect = r.model.feedback(target, verdict, out);
-        self.count_updates_from(before, out);
+        self.count_updates(&out[before..]);
         let bytes = snapshot::encode(&self.tenants[t].model);
         if let Err(e) = self.store.save(t, &bytes) {
             self.stats.store_save_errors += 1;
             return Err(e);
         }
         Ok(effect)
-    }
-
-    fn count_updates_from(&mut self, before: usize, out: &[AlertUpdate]) {
-        self.count_updates(&out[before..]);
     }
 
     /// A look over the resident tenants for gauges: their memory, how many

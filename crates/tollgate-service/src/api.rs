@@ -108,14 +108,6 @@ impl AlertBook {
             x.feedback = Some(mark);
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// One line of the feedback audit log.

