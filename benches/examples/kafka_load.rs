@@ -9,6 +9,11 @@
 //!     a bare consumer (new group, from the start) that reads EVENTS records
 //!     and does nothing with them: the broker's ceiling on this machine.
 //!     Prints `consumed N in S s (R/s)`.
+//! kafka_load stream BROKERS TOPIC EVENTS [k=v,k=v…]
+//!     the same through rdkafka's `StreamConsumer` on Tokio with the Kafka
+//!     input's own settings (manual offset store, 16 MiB prefetch queue),
+//!     plus any librdkafka properties given: isolates the consumer's
+//!     configuration from Tollgate's processing.
 //! ```
 //! Every record carries one event, so records/s = events/s.
 
@@ -32,8 +37,9 @@ fn main() {
             arg(6).parse().unwrap_or(1),
         ),
         "ceiling" => ceiling(&arg(1), &arg(2), arg(3).parse().expect("EVENTS")),
+        "stream" => stream_ceiling(&arg(1), &arg(2), arg(3).parse().expect("EVENTS"), &arg(4)),
         _ => {
-            eprintln!("usage: kafka_load produce BROKERS TOPIC EVENTS TENANTS [RATE] [SEED] | ceiling BROKERS TOPIC EVENTS");
+            eprintln!("usage: kafka_load produce BROKERS TOPIC EVENTS TENANTS [RATE] [SEED] | ceiling BROKERS TOPIC EVENTS | stream BROKERS TOPIC EVENTS [PROPS]");
             std::process::exit(2);
         }
     }
@@ -116,4 +122,44 @@ fn ceiling(brokers: &str, topic: &str, events: u64) {
         n as f64 / s,
         bytes as f64 / s / 1e6
     );
+}
+
+/// Like [`ceiling`], through a `StreamConsumer` configured as the Kafka input
+/// configures its own; `props` (`k=v,k=v`) override or add properties.
+fn stream_ceiling(brokers: &str, topic: &str, events: u64, props: &str) {
+    use rdkafka::consumer::StreamConsumer;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let group = format!("stream-{}", std::process::id());
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", brokers)
+            .set("group.id", &group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("queued.max.messages.kbytes", "16384")
+            .set("fetch.queue.backoff.ms", "10")
+            .set("statistics.interval.ms", "5000")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000");
+        for kv in props.split(',').filter(|s| !s.is_empty()) {
+            let (k, v) = kv.split_once('=').expect("PROPS is k=v,k=v");
+            cfg.set(k, v);
+        }
+        let c: StreamConsumer = cfg.create().expect("consumer");
+        c.subscribe(&[topic]).expect("subscribe");
+        let mut n = 0u64;
+        let mut started = None;
+        while n < events {
+            if let Ok(_m) = c.recv().await {
+                started.get_or_insert_with(Instant::now);
+                n += 1;
+            }
+        }
+        let s = started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        println!("stream consumed {n} in {s:.2} s ({:.0}/s)", n as f64 / s);
+    });
 }

@@ -135,6 +135,12 @@ impl KafkaInputConfig {
         let mut c = ClientConfig::new();
         c.set("auto.offset.reset", "earliest");
         c.set("statistics.interval.ms", "5000");
+        // When the prefetch queue is over `queued.max.messages.kbytes` (or
+        // `queued.min.messages`), librdkafka postpones the partition's next
+        // fetch by this much; its default of 1 s leaves the consumer idle
+        // whenever processing, not the broker, is the bottleneck (measured:
+        // 28,000 records/s at 1 s, 350,000 at 10 ms against the same broker).
+        c.set("fetch.queue.backoff.ms", "10");
         for (k, v) in &self.properties {
             c.set(k, v);
         }
