@@ -222,11 +222,17 @@ pub struct InputCounters {
 #[derive(Default)]
 struct Shared {
     state: Mutex<LedgerState>,
-    /// Signalled when a record is acknowledged (the revocation waits on it).
+    /// Signalled when a record is acknowledged while a revocation waits on
+    /// it (`revoking` > 0): a wake-up per record otherwise costs a system call.
     acked: Condvar,
+    /// Revocations waiting on `acked`. Set before the waiter takes the lock,
+    /// read by an acknowledgement after it released it, so no wake-up is lost.
+    revoking: std::sync::atomic::AtomicUsize,
     /// Wakes the input to store newly storable offsets.
     wake: tokio::sync::Notify,
-    /// Set by acknowledgements: offsets may be storable.
+    /// Set by acknowledgements that made an offset storable; the one that
+    /// sets it wakes the input (`wake`), later ones need not until the input
+    /// clears it.
     has_storable: std::sync::atomic::AtomicBool,
     counters: InputCounters,
     /// Consumer lag per (topic, partition), from librdkafka's statistics.
@@ -307,6 +313,7 @@ impl ConsumerContext for InputContext {
                     c.lost_assignments.fetch_add(1, Ordering::Relaxed);
                 }
                 let deadline = Instant::now() + self.revoke_timeout;
+                self.shared.revoking.fetch_add(1, Ordering::SeqCst);
                 let mut st = self.shared.lock();
                 while !lost && parts.iter().any(|(t, p)| st.ledger.in_flight(t, *p) > 0) {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -321,6 +328,7 @@ impl ConsumerContext for InputContext {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
+                self.shared.revoking.fetch_sub(1, Ordering::SeqCst);
                 if !lost {
                     Shared::store_ready(&mut st, consumer);
                 }
@@ -460,14 +468,20 @@ impl KafkaInput {
                         h.observe((now - t).max(0) as f64 / 1000.0);
                     }
                     let mut st = shared.lock();
-                    if let Some(next) = st.ledger.processed(&topic, partition, offset) {
+                    let advanced = st.ledger.processed(&topic, partition, offset);
+                    if let Some(next) = advanced {
                         st.storable.push((topic, partition, next));
                     }
                     drop(st);
                     shared.counters.acked.fetch_add(1, Ordering::Relaxed);
-                    shared.has_storable.store(true, Ordering::Release);
-                    shared.acked.notify_all();
-                    shared.wake.notify_one();
+                    if shared.revoking.load(Ordering::SeqCst) > 0 {
+                        shared.acked.notify_all();
+                    }
+                    // The last record in flight always advances its
+                    // partition's offset, so the drain below is woken too.
+                    if advanced.is_some() && !shared.has_storable.swap(true, Ordering::AcqRel) {
+                        shared.wake.notify_one();
+                    }
                 })
             };
             let Some(payload) = msg.payload() else {
@@ -506,6 +520,7 @@ impl KafkaInput {
         let deadline = tokio::time::Instant::now() + drain_timeout;
         loop {
             let wake = self.shared.wake.notified();
+            self.shared.has_storable.store(false, Ordering::Release);
             {
                 let mut st = self.shared.lock();
                 Shared::store_ready(&mut st, &self.consumer);
