@@ -9,6 +9,8 @@ use tollgate_detect::{DetectConfig, Engine, MemStore};
 fn detect(c: &mut Criterion) {
     let events = tollgate_benches::sim_events(400_000, 20, 7, 1);
     let (warm, hot) = events.split_at(events.len() - 50_000);
+    // as every scoring thread of the service does
+    let _pool = tollgate_detect::refits_on_this_thread();
     let cfg = DetectConfig::default()
         .check()
         .expect("default config is valid");

@@ -74,3 +74,28 @@ pub use model::{
 pub use snapshot::SnapshotError;
 pub use store::{DirStore, MemStore, ModelStore, StoreError};
 pub use volume::{Season, VolumeDetector, VolumeParams, VolumeScore};
+
+/// A one-thread rayon pool made of the calling thread, returned by
+/// [`refits_on_this_thread`]; keep it for as long as the thread scores.
+pub struct RefitPool(#[allow(dead_code)] rayon_core::ThreadPool);
+
+/// Makes the numeric model's refits run on the calling thread.
+///
+/// linfa's k-means (the mixture's initialisation) runs its assignment steps
+/// as rayon parallel iterators, which by default go to a process-wide pool
+/// of one thread per core. A scoring thread then hands each refit to that
+/// pool and waits, and the pool's threads spin for work between refits —
+/// CPU taken from the other scoring threads, which already use every core.
+/// Called once at the start of a thread that owns an [`Engine`], this makes
+/// that thread a one-thread rayon pool of its own, so its refits run inline.
+/// Results are the same either way (the assignment steps are independent
+/// per row). `None` if rayon refused (the thread already belongs to a pool),
+/// in which case refits go to the global pool as before.
+pub fn refits_on_this_thread() -> Option<RefitPool> {
+    rayon_core::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .use_current_thread()
+        .build()
+        .ok()
+        .map(RefitPool)
+}

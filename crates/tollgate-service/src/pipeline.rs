@@ -225,7 +225,10 @@ impl Pipeline {
             worker_threads.push(
                 std::thread::Builder::new()
                     .name(format!("tollgate-worker-{i}"))
-                    .spawn(move || w.run())?,
+                    .spawn(move || {
+                        let _refits = tollgate_detect::refits_on_this_thread();
+                        w.run()
+                    })?,
             );
             workers.push(tx);
             controls.push(ctx);

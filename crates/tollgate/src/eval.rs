@@ -801,7 +801,8 @@ pub fn run_odds(o: &OddsOptions) -> anyhow::Result<(i32, report::Section)> {
         table.rows.push(vec![
             r.name.clone(),
             "Tollgate (numeric model)".into(),
-            format!("{:.4}", r.auroc),
+            // five places: four would print 0.99499 as 0.9950 beside "FAIL"
+            format!("{:.5}", r.auroc),
             format!("{:.4}", r.auprc),
             match bar {
                 Some(b) => format!("{b} {}", if r.auroc >= b { "pass" } else { "FAIL" }),

@@ -57,6 +57,7 @@ pub fn run(dec: Decoder, opts: Options) -> anyhow::Result<i32> {
         Some(d) => Box::new(DirStore::open(d).with_context(|| format!("model dir {d}"))?),
         None => Box::new(MemStore::new()),
     };
+    let _refits = tollgate_detect::refits_on_this_thread();
     let mut engine = Engine::new(cfg, store);
     let mut streams = Vec::new();
     for p in &opts.inputs {
