@@ -11,7 +11,9 @@
 #    (one event per record, so records/s = events/s);
 # 3. latency: Tollgate consumes while the producer paces records at half of
 #    Tollgate's measured rate; p50/p99 from the record's Kafka timestamp to
-#    the record fully processed (tollgate_kafka_end_to_end_seconds);
+#    the record fully processed (tollgate_kafka_end_to_end_seconds), the
+#    part inside Tollgate (tollgate_processing_latency_seconds), and the
+#    floor: a bare consumer's timestamp-to-receipt at the same rate;
 # 4. memory: 10,000 tenants, resident set size once all are scored.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -109,28 +111,48 @@ half=$((rate / 2))
 lat_events=$((half * 30))
 topic latency
 start_tollgate latency tg2
+# Produce only once the consumer holds its partitions: records produced
+# during the group join would wait for it and measure the join, not Tollgate.
+for _ in $(seq 300); do
+  [ "$(metric tollgate_kafka_rebalances "$ADMIN")" -ge 1 ] && break
+  sleep 0.1
+done
 "$LOAD" produce "$broker" latency "$lat_events" 100 "$half" 2
 wait_scored "$lat_events" >/dev/null
-curl -s "http://$ADMIN/metrics" | grep '^tollgate_kafka_end_to_end_seconds_bucket' >"$work/buckets"
+curl -s "http://$ADMIN/metrics" >"$work/latency-metrics"
 kill -TERM "$TG_PID"; wait "$TG_PID" || true
-python3 - "$work/buckets" <<'PY'
+python3 - "$work/latency-metrics" <<'PY'
 import re, sys
-b = []
-for line in open(sys.argv[1]):
-    m = re.search(r'le="([^"]+)"\} (\S+)', line)
-    b.append((float('inf') if m.group(1) == '+Inf' else float(m.group(1)), float(m.group(2))))
-b.sort()
-total = b[-1][1]
-def q(p):
-    want, prev_le, prev_c = p * total, 0.0, 0.0
+def hist(name):
+    b = []
+    for line in open(sys.argv[1]):
+        m = re.match(name + r'_bucket\{.*le="([^"]+)"\} (\S+)', line)
+        if m:
+            b.append((float('inf') if m.group(1) == '+Inf' else float(m.group(1)), float(m.group(2))))
+    b.sort()
+    return b
+def q(b, p):
+    want, prev_le, prev_c = p * b[-1][1], 0.0, 0.0
     for le, c in b:
         if c >= want:
             if le == float('inf'):
                 return prev_le
             return prev_le + (le - prev_le) * (want - prev_c) / max(c - prev_c, 1e-9)
         prev_le, prev_c = le, c
-print(f"end-to-end latency over {total:.0f} records: p50 {q(0.5)*1000:.0f} ms, p99 {q(0.99)*1000:.0f} ms")
+e2e = hist('tollgate_kafka_end_to_end_seconds')
+own = hist('tollgate_processing_latency_seconds')
+print(f"end-to-end latency over {e2e[-1][1]:.0f} records: p50 {q(e2e, 0.5)*1000:.0f} ms, p99 {q(e2e, 0.99)*1000:.0f} ms"
+      f" (inside Tollgate, arrival to scored: p50 {q(own, 0.5)*1000:.1f} ms, p99 {q(own, 0.99)*1000:.1f} ms)")
 PY
+# The floor under that: a bare consumer (no processing) at the same paced
+# rate, from the record's timestamp to its receipt.
+topic floor
+"$LOAD" stream "$broker" floor "$lat_events" "session.timeout.ms=6000,heartbeat.interval.ms=1000,fetch.wait.max.ms=50" >"$work/floor" &
+floor_pid=$!
+sleep 4
+"$LOAD" produce "$broker" floor "$lat_events" 100 "$half" 2 >/dev/null
+wait "$floor_pid"
+echo "floor, bare consumer at the same rate: $(cat "$work/floor")"
 
 echo "== 4. resident memory with 10,000 tenants"
 topic tenants

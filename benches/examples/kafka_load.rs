@@ -13,7 +13,9 @@
 //!     the same through rdkafka's `StreamConsumer` on Tokio with the Kafka
 //!     input's own settings (manual offset store, 16 MiB prefetch queue),
 //!     plus any librdkafka properties given: isolates the consumer's
-//!     configuration from Tollgate's processing.
+//!     configuration from Tollgate's processing. Prints the rate and the
+//!     latency from each record's timestamp to its receipt (p50, p99), which
+//!     run beside a paced `produce` is the floor under Tollgate's own.
 //! ```
 //! Every record carries one event, so records/s = events/s.
 
@@ -63,18 +65,30 @@ fn produce(brokers: &str, topic: &str, events: u64, tenants: usize, rate: f64, s
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer");
+    // Paced runs measure the consumer's latency on the same machine: render
+    // the records first, so that generating them does not take CPU from the
+    // consumer while it is measured, and send each millisecond's due records
+    // together (then sleep) rather than waiting record by record.
+    let records: Box<dyn Iterator<Item = (String, Vec<u8>)>> = if rate > 0.0 {
+        let all: Vec<_> = sim
+            .map(|r| (r.tenant.as_str().to_owned(), r.line.into_bytes()))
+            .collect();
+        Box::new(all.into_iter())
+    } else {
+        Box::new(sim.map(|r| (r.tenant.as_str().to_owned(), r.line.into_bytes())))
+    };
     let started = Instant::now();
     let mut n = 0u64;
-    for rec in sim {
+    for (key, line) in records {
         if rate > 0.0 {
             let due = started + Duration::from_secs_f64(n as f64 / rate);
-            while Instant::now() < due {
-                producer.poll(Duration::from_millis(1));
+            let now = Instant::now();
+            if due > now + Duration::from_millis(1) {
+                producer.poll(Duration::ZERO);
+                std::thread::sleep(due - now);
             }
         }
-        let mut r = BaseRecord::to(topic)
-            .key(rec.tenant.as_str())
-            .payload(&rec.line);
+        let mut r = BaseRecord::to(topic).key(key.as_str()).payload(&line);
         loop {
             match producer.send(r) {
                 Ok(()) => break,
@@ -153,13 +167,27 @@ fn stream_ceiling(brokers: &str, topic: &str, events: u64, props: &str) {
         c.subscribe(&[topic]).expect("subscribe");
         let mut n = 0u64;
         let mut started = None;
+        let mut lat_ms = Vec::with_capacity(events as usize);
         while n < events {
-            if let Ok(_m) = c.recv().await {
+            if let Ok(m) = c.recv().await {
                 started.get_or_insert_with(Instant::now);
+                if let Some(t) = rdkafka::Message::timestamp(&m).to_millis() {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    lat_ms.push(now - t);
+                }
                 n += 1;
             }
         }
         let s = started.map_or(0.0, |t| t.elapsed().as_secs_f64());
-        println!("stream consumed {n} in {s:.2} s ({:.0}/s)", n as f64 / s);
+        lat_ms.sort_unstable();
+        let q = |p: f64| lat_ms.get(((lat_ms.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
+        println!(
+            "stream consumed {n} in {s:.2} s ({:.0}/s); record timestamp to received: p50 {} ms, p99 {} ms",
+            n as f64 / s,
+            q(0.5),
+            q(0.99)
+        );
     });
 }
