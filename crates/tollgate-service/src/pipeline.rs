@@ -110,8 +110,48 @@ pub fn worker_of(tenant: &TenantId, workers: usize) -> usize {
 }
 
 /// Tenants seen per (topic, partition), so a revocation can hand exactly
-/// those tenants' models over.
-pub type PartitionTenants = Arc<Mutex<HashMap<(String, i32), HashSet<TenantId>>>>;
+/// those tenants' models over. Routers record into it and keep a memo of
+/// what they recorded, so a record whose tenant is already known for its
+/// partition takes no lock; [`PartitionTenants::take`] (a revocation) bumps
+/// an epoch that makes every memo stale.
+#[derive(Default)]
+pub struct PartitionTenants {
+    map: Mutex<HashMap<(String, i32), HashSet<TenantId>>>,
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+impl PartitionTenants {
+    /// Removes and returns the tenants seen on `parts` (sorted, distinct).
+    pub fn take(&self, parts: &[(String, i32)]) -> Vec<TenantId> {
+        let mut tenants = Vec::new();
+        {
+            let mut t = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            for p in parts {
+                if let Some(set) = t.remove(p) {
+                    tenants.extend(set);
+                }
+            }
+            self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        tenants.sort();
+        tenants.dedup();
+        tenants
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn record(&self, topic: &str, partition: i32, tenants: &[TenantId]) {
+        let mut t = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let set = t.entry((topic.to_owned(), partition)).or_default();
+        for tenant in tenants {
+            if !set.contains(tenant) {
+                set.insert(tenant.clone());
+            }
+        }
+    }
+}
 
 /// The running pipeline's shared ends; inputs get [`Router`]s from it.
 pub struct Pipeline {
@@ -263,7 +303,12 @@ impl Pipeline {
 
     /// A router for one input: its own decoder and admission buckets, the
     /// shared queues.
-    pub fn router(&self, input: &str, dec: Decoder, track: Option<PartitionTenants>) -> Router {
+    pub fn router(
+        &self,
+        input: &str,
+        dec: Decoder,
+        track: Option<Arc<PartitionTenants>>,
+    ) -> Router {
         let m = &self.metrics;
         Router {
             input: Arc::from(input),
@@ -280,6 +325,9 @@ impl Pipeline {
             dead_batch: Vec::new(),
             max_payload: self.max_payload,
             track,
+            known: HashMap::new(),
+            known_epoch: 0,
+            seen_here: Vec::new(),
             started: self.started,
             records: m.records.with_label_values(&[input]),
             events: m.events_decoded.with_label_values(&[input]),
@@ -433,7 +481,13 @@ pub struct Router {
     dead: flume::Sender<DeadLetter>,
     dead_batch: Vec<DeadLetter>,
     max_payload: usize,
-    track: Option<PartitionTenants>,
+    track: Option<Arc<PartitionTenants>>,
+    /// Per topic, the (partition, tenant) pairs this router recorded in
+    /// `track` as of its epoch `known_epoch`.
+    known: HashMap<String, HashSet<(i32, TenantId)>>,
+    known_epoch: u64,
+    /// The current record's tenants not yet in `known` (reused buffer).
+    seen_here: Vec<TenantId>,
     started: Instant,
     records: prometheus::IntCounter,
     events: prometheus::IntCounter,
@@ -457,6 +511,9 @@ impl Router {
             dead_batch: Vec::new(),
             max_payload: self.max_payload,
             track: self.track.clone(),
+            known: HashMap::new(),
+            known_epoch: 0,
+            seen_here: Vec::new(),
             started: self.started,
             records: self.records.clone(),
             events: self.events.clone(),
@@ -505,7 +562,16 @@ impl Router {
         let partition = meta
             .topic
             .zip(meta.partition.and_then(|p| p.parse::<i32>().ok()));
-        let mut seen_here: Vec<TenantId> = Vec::new();
+        let track = partition.and(self.track.as_deref());
+        if let Some(t) = track {
+            let epoch = t.epoch();
+            if epoch != self.known_epoch {
+                self.known.clear();
+                self.known_epoch = epoch;
+            }
+        }
+        let mut seen_here = std::mem::take(&mut self.seen_here);
+        seen_here.clear();
         for d in items.drain(..) {
             match d {
                 Decoded::Event(ev) => {
@@ -529,8 +595,14 @@ impl Router {
                         }
                         self.over_rate.inc();
                     }
-                    if partition.is_some() && !seen_here.contains(&ev.tenant) {
-                        seen_here.push(ev.tenant.clone());
+                    if let (Some((topic, p)), Some(_)) = (partition, track) {
+                        let known = self
+                            .known
+                            .get(topic)
+                            .is_some_and(|k| k.contains(&(p, ev.tenant.clone())));
+                        if !known && !seen_here.contains(&ev.tenant) {
+                            seen_here.push(ev.tenant.clone());
+                        }
                     }
                     self.batches[w].push(Work {
                         ev,
@@ -562,17 +634,17 @@ impl Router {
             }
         }
         self.items = items;
-        if let (Some((topic, p)), Some(track)) = (partition, &self.track) {
+        if let (Some((topic, p)), Some(track)) = (partition, track) {
             if !seen_here.is_empty() {
-                let mut t = track.lock().unwrap_or_else(|e| e.into_inner());
-                let set = t.entry((topic.to_owned(), p)).or_default();
-                for tenant in seen_here {
-                    if !set.contains(&tenant) {
-                        set.insert(tenant);
-                    }
-                }
+                track.record(topic, p, &seen_here);
+                let known = match self.known.get_mut(topic) {
+                    Some(k) => k,
+                    None => self.known.entry(topic.to_owned()).or_default(),
+                };
+                known.extend(seen_here.drain(..).map(|t| (p, t)));
             }
         }
+        self.seen_here = seen_here;
     }
 
     /// Hands one record over (sync callers: file and stdin inputs on their
@@ -726,8 +798,19 @@ impl ScoredLog {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true) // for the torn-tail check below
             .open(path)
             .map_err(|e| anyhow::anyhow!("scored log {}: {e}", path.display()))?;
+        // An instance killed mid-write leaves a torn last line: end it, so
+        // that this instance's first line is not glued onto it.
+        let torn = torn_tail(&file).and_then(|torn| {
+            if torn {
+                (&file).write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        });
+        torn.map_err(|e| anyhow::anyhow!("scored log {}: {e}", path.display()))?;
         Ok(ScoredLog {
             file,
             buf: Vec::with_capacity(4096),
@@ -757,6 +840,18 @@ impl ScoredLog {
         self.buf.clear();
         r
     }
+}
+
+/// Whether a non-empty file's last byte is not a newline.
+fn torn_tail(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] != b'\n')
 }
 
 /// How often, in event time, the engine is advanced while events flow.

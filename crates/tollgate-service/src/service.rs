@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tollgate_events::{Decoder, TenantId};
+use tollgate_events::Decoder;
 use tollgate_kafka::KafkaMonitor;
 
 use crate::admin::{self, Readiness};
@@ -124,23 +124,12 @@ pub async fn run(
         match input.source {
             SourceKind::Kafka => {
                 let k = input.kafka.as_ref().expect("checked: kafka section");
-                let tracker: PartitionTenants = Default::default();
+                let tracker: Arc<PartitionTenants> = Default::default();
                 let hook = {
                     let tracker = tracker.clone();
                     let release = pipeline.releaser();
                     Box::new(move |parts: &[(String, i32)], lost: bool| {
-                        let mut tenants: Vec<TenantId> = Vec::new();
-                        {
-                            let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
-                            for p in parts {
-                                if let Some(set) = t.remove(p) {
-                                    tenants.extend(set);
-                                }
-                            }
-                        }
-                        tenants.sort();
-                        tenants.dedup();
-                        release(tenants, !lost);
+                        release(tracker.take(parts), !lost);
                     })
                 };
                 let mut kcfg = k.input_config(deadline);
