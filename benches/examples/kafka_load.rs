@@ -69,17 +69,14 @@ fn produce(brokers: &str, topic: &str, events: u64, tenants: usize, rate: f64, s
     // the records first, so that generating them does not take CPU from the
     // consumer while it is measured, and send each millisecond's due records
     // together (then sleep) rather than waiting record by record.
-    let records: Box<dyn Iterator<Item = (String, Vec<u8>)>> = if rate > 0.0 {
-        let all: Vec<_> = sim
-            .map(|r| (r.tenant.as_str().to_owned(), r.line.into_bytes()))
-            .collect();
-        Box::new(all.into_iter())
+    let records: Box<dyn Iterator<Item = tollgate_sim::SimRecord>> = if rate > 0.0 {
+        Box::new(sim.collect::<Vec<_>>().into_iter())
     } else {
-        Box::new(sim.map(|r| (r.tenant.as_str().to_owned(), r.line.into_bytes())))
+        Box::new(sim)
     };
     let started = Instant::now();
     let mut n = 0u64;
-    for (key, line) in records {
+    for rec in records {
         if rate > 0.0 {
             let due = started + Duration::from_secs_f64(n as f64 / rate);
             let now = Instant::now();
@@ -88,7 +85,9 @@ fn produce(brokers: &str, topic: &str, events: u64, tenants: usize, rate: f64, s
                 std::thread::sleep(due - now);
             }
         }
-        let mut r = BaseRecord::to(topic).key(key.as_str()).payload(&line);
+        let mut r = BaseRecord::to(topic)
+            .key(rec.tenant.as_str())
+            .payload(&rec.line);
         loop {
             match producer.send(r) {
                 Ok(()) => break,

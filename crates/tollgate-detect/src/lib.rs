@@ -77,7 +77,9 @@ pub use volume::{Season, VolumeDetector, VolumeParams, VolumeScore};
 
 /// A one-thread rayon pool made of the calling thread, returned by
 /// [`refits_on_this_thread`]; keep it for as long as the thread scores.
-pub struct RefitPool(#[allow(dead_code)] rayon_core::ThreadPool);
+pub struct RefitPool {
+    _pool: rayon_core::ThreadPool,
+}
 
 /// Makes the numeric model's refits run on the calling thread.
 ///
@@ -97,5 +99,5 @@ pub fn refits_on_this_thread() -> Option<RefitPool> {
         .use_current_thread()
         .build()
         .ok()
-        .map(RefitPool)
+        .map(|pool| RefitPool { _pool: pool })
 }

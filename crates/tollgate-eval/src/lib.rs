@@ -27,7 +27,24 @@
 //! scores are written one per input row in input order, so every figure can
 //! be recomputed independently from `--results-out`.
 
+use std::path::PathBuf;
+
 pub mod metrics;
 pub mod nab;
 pub mod odds;
 pub mod report;
+
+/// Where the shared benchmark data's `sub` folder is (`nab`, `odds`):
+/// under `$TOLLGATE_SHARED_DATA`, else `shared/data` beside the repository,
+/// else the workplace's `/work/shared/data`; `None` if none has it. For
+/// tests, which read the data in place (it is never copied into the
+/// repository).
+pub fn shared_data(sub: &str) -> Option<PathBuf> {
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    std::env::var_os("TOLLGATE_SHARED_DATA")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([beside, PathBuf::from("/work/shared/data")])
+        .map(|c| c.join(sub))
+        .find(|p| p.exists())
+}

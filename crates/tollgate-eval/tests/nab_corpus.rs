@@ -8,21 +8,10 @@ use std::path::PathBuf;
 
 use tollgate_eval::nab::{score, Corpus, Layout};
 
-/// `$TOLLGATE_SHARED_DATA/nab`, else `shared/data/nab` beside the
-/// repository, else the workplace's `/work/shared/data/nab`.
 fn data() -> PathBuf {
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    let candidates = std::env::var_os("TOLLGATE_SHARED_DATA")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([beside, PathBuf::from("/work/shared/data")]);
-    for c in candidates {
-        let p = c.join("nab");
-        if p.join("labels/combined_windows.json").exists() {
-            return p;
-        }
-    }
-    panic!("NAB data not found: set TOLLGATE_SHARED_DATA or keep shared/ beside the repository");
+    tollgate_eval::shared_data("nab").expect(
+        "NAB data not found: set TOLLGATE_SHARED_DATA or keep shared/ beside the repository",
+    )
 }
 
 #[test]

@@ -7,22 +7,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The shared benchmark data: `$TOLLGATE_SHARED_DATA`, else `shared/data`
-/// beside the repository, else the workplace's `/work/shared/data`.
 fn shared(sub: &str) -> PathBuf {
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    let candidates = std::env::var_os("TOLLGATE_SHARED_DATA")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([beside, PathBuf::from("/work/shared/data")]);
-    for c in candidates {
-        if c.join(sub).exists() {
-            return c.join(sub);
-        }
-    }
-    panic!(
-        "benchmark data {sub} not found: set TOLLGATE_SHARED_DATA or keep shared/ beside the repository"
-    );
+    tollgate_eval::shared_data(sub).unwrap_or_else(|| {
+        panic!("benchmark data {sub} not found: set TOLLGATE_SHARED_DATA or keep shared/ beside the repository")
+    })
 }
 
 fn tollgate(args: &[&str]) -> String {
