@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::io::Read;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -26,7 +27,7 @@ use crate::fields::{self, KeyInfo, KeyMemo, RecordFormat, Slot, AUTO_ORDER, SLOT
 use crate::outcome::{Decoded, RejectReason, Rejection, SkipReason};
 use crate::scan::{self, Path, Root, Scalar, ScanError, Sink, Value};
 use crate::tenant::{RecordMeta, TenantCtx, TenantError, TenantResolver, TenantRuleError};
-use crate::time;
+use crate::time::{self, DayMemo};
 use crate::token;
 
 /// A configuration the decoder cannot run with. All problems are listed.
@@ -77,6 +78,10 @@ struct Buffers {
     scan: scan::Scratch<KeyInfo>,
     /// What the keys met so far mean.
     memo: KeyMemo,
+    /// The dates of the last times read.
+    days: DayMemo,
+    /// Values of the fields that repeat, kept to be shared.
+    interned: Interned,
     /// Every pair of the record, while its format is not yet known.
     pairs: Vec<(KeyRef<'static>, KeyInfo, Value<'static>)>,
     /// The keys of `pairs` that are not borrowed from the record.
@@ -120,6 +125,8 @@ struct Picker<'a, 'd> {
     mapped: &'d [(String, Slot)],
     tenant_paths: &'d [String],
     memo: &'d mut KeyMemo,
+    days: &'d mut DayMemo,
+    interned: &'d mut Interned,
     /// Per slot, the best value so far ([`Slots`]).
     slots: Slots<'a>,
     /// Per tenant path: its first value.
@@ -234,6 +241,55 @@ fn offer<'a>(slots: &mut Slots<'a>, slot: usize, rank: u8, value: Value<'a>, une
     }
 }
 
+/// Long values of the fields that take few distinct values in a feed (a
+/// deployment's token issuers and OAuth client ids, a handful of each),
+/// kept as `'static` text that their `Text`s refer to instead of each
+/// allocating a copy (a `Text` holds only 24 bytes inline, and an issuer URL
+/// is longer: the allocation and its free were a tenth of a record's cost).
+/// A value is kept by leaking it, so that it lives as long as the process,
+/// within [`INTERN_BUDGET`] bytes for all decoders together; past that,
+/// values are copied as before. Remembers the last value per hash slot.
+#[derive(Debug, Default, Clone)]
+struct Interned([Option<&'static str>; Interned::SLOTS]);
+
+/// Bytes that all decoders of the process may keep for [`Interned`]
+/// values, together.
+static INTERN_BUDGET: AtomicUsize = AtomicUsize::new(64 << 10);
+
+impl Interned {
+    const SLOTS: usize = 16;
+    /// Longer values are kept only up to this length (labels are shorter).
+    const MAX_LEN: usize = 256;
+
+    /// `Text::from(s)`, sharing the text of values met before.
+    #[inline]
+    fn text(&mut self, s: &str) -> Text {
+        if s.len() <= std::mem::size_of::<Text>() || s.len() > Self::MAX_LEN {
+            return Text::from(s);
+        }
+        let (a, b) = scan::words(s.as_bytes());
+        let h = (a ^ b.rotate_left(29) ^ s.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let i = (h >> 60) as usize % Self::SLOTS;
+        match self.0[i] {
+            Some(t) if t == s => Text::const_new(t),
+            _ => self.keep(i, s),
+        }
+    }
+
+    #[cold]
+    fn keep(&mut self, i: usize, s: &str) -> Text {
+        let spent = INTERN_BUDGET.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(s.len())
+        });
+        if spent.is_err() {
+            return Text::from(s);
+        }
+        let t: &'static str = Box::leak(Box::from(s));
+        self.0[i] = Some(t);
+        Text::const_new(t)
+    }
+}
+
 /// Where a record sits inside its container.
 #[derive(Default, Clone, Copy)]
 struct Env<'e> {
@@ -270,25 +326,24 @@ struct LogEvent<'a> {
 #[inline(always)]
 pub(crate) fn is_sentinel(s: &str) -> bool {
     let b = s.as_bytes();
-    // The common case first: longer than any sentinel, and no blank (nor
-    // anything else at or below a space) at either end to trim.
-    if let [f, .., l] = b {
-        if b.len() > 4 && *f > b' ' && *l > b' ' {
-            return false;
-        }
-    }
-    match (b.first(), b.last()) {
-        (None, _) => true,
-        // The common case: no surrounding blanks, so no trim needed.
-        (Some(f), Some(l)) if !f.is_ascii_whitespace() && !l.is_ascii_whitespace() => {
-            b.len() <= 4 && matches!(b, b"-" | b"None" | b"NA" | b"N/A")
-        }
-        _ => is_blank_padded_sentinel(s),
+    // The common case first: every sentinel, blank-padded or not, starts
+    // with `-`, `N` or a blank (at or below a space), so any other first
+    // byte settles it.
+    match b {
+        [] => true,
+        [f, ..] if *f > b' ' && *f != b'-' && *f != b'N' => false,
+        // API Gateway's usual one.
+        [b'-'] => true,
+        _ => is_sentinel_trimmed(s),
     }
 }
 
+/// [`is_sentinel`], the long way; out of line, so that the registers of the
+/// scanner's loop, where `is_sentinel` is inlined, need not make room for
+/// it.
+#[cold]
 #[inline(never)]
-fn is_blank_padded_sentinel(s: &str) -> bool {
+fn is_sentinel_trimmed(s: &str) -> bool {
     matches!(s.trim_ascii(), "" | "-" | "None" | "NA" | "N/A")
 }
 
@@ -670,6 +725,8 @@ impl Decoder {
             mapped: &self.mapped,
             tenant_paths: &self.tenant_paths,
             memo: &mut bufs.memo,
+            days: &mut bufs.days,
+            interned: &mut bufs.interned,
             slots: Slots::new(),
             tenant: recycle(std::mem::take(&mut bufs.tenant)),
             pairs: recycle(std::mem::take(&mut bufs.pairs)),
@@ -815,12 +872,11 @@ impl Decoder {
         Ok(AUTO_ORDER[best])
     }
 
-    /// The event, pushed onto `out` (and filled in there: an `Event` is
-    /// large, and every move of it is a copy).
+    /// The event, pushed onto `out`.
     #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
-        p: &Picker<'_, '_>,
+        p: &mut Picker<'_, '_>,
         fmt: RecordFormat,
         unescaped: &str,
         meta: &RecordMeta<'_>,
@@ -830,7 +886,7 @@ impl Decoder {
     ) -> Result<(), Rejection> {
         let get = |s: Slot| p.slots.get(s).map(|v| v.resolve(unescaped));
 
-        let ts = self.timestamp(fmt, &get, env, disagreed)?;
+        let ts = self.timestamp(fmt, &get, p.days, env, disagreed)?;
         let field = |i: usize| {
             p.tenant
                 .get(i)
@@ -868,16 +924,21 @@ impl Decoder {
                 get($s).and_then(|v| text(v, false))
             };
         }
+        // `plain!` of a field with few distinct values (see `Interned`).
+        macro_rules! repeated {
+            ($s:expr) => {
+                get($s).and_then(|v| match v {
+                    Scalar::Str(s) => Some(p.interned.text(s.trim_ascii())),
+                    v => text(v, false),
+                })
+            };
+        }
 
-        out.push(Decoded::Event(Event::new(tenant, fmt.source(), ts)));
-        let Some(Decoded::Event(ev)) = out.last_mut() else {
-            return Ok(());
-        };
-        ev.id = plain!(Slot::Id).or_else(|| env.cw_id.map(Text::from));
-        ev.principal = label!(Slot::Principal);
-        ev.client_ip = get(Slot::ClientIp).and_then(ip);
-        ev.user_agent = plain!(Slot::UserAgent);
-        ev.token_issuer = plain!(Slot::Issuer);
+        let id = plain!(Slot::Id).or_else(|| env.cw_id.map(Text::from));
+        let mut principal = label!(Slot::Principal);
+        let client_ip = get(Slot::ClientIp).and_then(ip);
+        let user_agent = plain!(Slot::UserAgent);
+        let mut token_issuer = repeated!(Slot::Issuer);
         // Only hashed: no `Text` for it (a subject is often longer than fits inline).
         let mut subject: Option<Cow<'_, str>> = get(Slot::Subject).and_then(|v| match v {
             Scalar::Str(s) => {
@@ -886,79 +947,96 @@ impl Decoder {
             }
             v => text(v, false).map(|t| Cow::Owned(t.into_string())),
         });
-        ev.client_id = plain!(Slot::ClientId);
+        let mut client_id = repeated!(Slot::ClientId);
         if let Some(claims) = get(Slot::Token)
             .and_then(|v| v.as_str())
             .and_then(token::read_jwt)
         {
-            if ev.token_issuer.is_none() {
-                ev.token_issuer = claims.iss.filter(|s| !is_sentinel(s)).map(Text::from);
+            if token_issuer.is_none() {
+                token_issuer = claims.iss.filter(|s| !is_sentinel(s)).map(Text::from);
             }
             if subject.is_none() {
                 subject = claims.sub.filter(|s| !is_sentinel(s)).map(Cow::Owned);
             }
-            if ev.client_id.is_none() {
-                ev.client_id = claims.client_id.filter(|s| !is_sentinel(s)).map(Text::from);
+            if client_id.is_none() {
+                client_id = claims.client_id.filter(|s| !is_sentinel(s)).map(Text::from);
             }
         }
+        let mut token_subject = None;
         if let Some(s) = subject {
             // `sub:<hash>`: the principal when no other field names one.
             let mut buf = *b"sub:....................";
             buf[4..].copy_from_slice(&token::subject_hex(&self.subject_key, &s));
             let p = scan::ascii(&buf).expect("hex is ASCII");
-            ev.token_subject = Some(Text::from(&p[4..]));
-            if ev.principal.is_none() {
-                ev.principal = Some(Text::from(p));
+            token_subject = Some(Text::from(&p[4..]));
+            if principal.is_none() {
+                principal = Some(Text::from(p));
             }
         }
-        ev.method = plain!(Slot::Method);
-        ev.route = match plain!(Slot::Route) {
+        let mut route = match plain!(Slot::Route) {
             // A catch-all route says nothing about what was asked for: the
             // concrete path does (route enumeration hides behind `/{proxy+}`).
             Some(r) if is_catch_all(&r) => plain!(Slot::Path).or(Some(r)),
             None => plain!(Slot::Path),
             r => r,
         };
-        ev.destination_host = get(Slot::DestHost).and_then(host);
+        let mut destination_host = get(Slot::DestHost).and_then(host);
         let url = match get(Slot::Url).and_then(|v| v.as_str()) {
             Some(u) => Some(Cow::Borrowed(u)),
             None => get(Slot::B64Url).and_then(|v| v.as_str()).and_then(b64),
         };
         if let Some(u) = url.as_deref() {
             let (h, path) = split_url(u);
-            if ev.destination_host.is_none() {
-                ev.destination_host = h.and_then(|h| host(Scalar::Str(h)));
+            if destination_host.is_none() {
+                destination_host = h.and_then(|h| host(Scalar::Str(h)));
             }
-            if ev.route.is_none() && !path.is_empty() {
-                ev.route = Some(Text::from(path));
+            if route.is_none() && !path.is_empty() {
+                route = Some(Text::from(path));
             }
         }
-        ev.status = get(Slot::Status)
-            .and_then(uint)
-            .and_then(|n| u16::try_from(n).ok())
-            .filter(|&n| n > 0);
-        ev.bytes_in = get(Slot::BytesIn).and_then(uint);
-        ev.bytes_out = get(Slot::BytesOut).and_then(uint);
-        ev.latency_ms = get(Slot::LatencyMs)
-            .and_then(float)
-            .or_else(|| get(Slot::DurationS).and_then(float).map(|s| s * 1000.0));
-        ev.destination_ip = get(Slot::DestIp).and_then(ip);
-        ev.destination_port = get(Slot::DestPort)
-            .and_then(uint)
-            .and_then(|n| u16::try_from(n).ok())
-            .filter(|&n| n > 0);
-        ev.url_category = label!(Slot::UrlCategory);
-        ev.app = label!(Slot::App);
-        ev.action = label!(Slot::Action);
-        ev.threat = label!(Slot::Threat);
-        ev.protocol = plain!(Slot::Protocol);
-        ev.content_type = plain!(Slot::ContentType);
-        ev.stage = plain!(Slot::Stage);
-        ev.input = meta.input.map(Text::from);
-        ev.partition = meta.partition.map(Text::from);
-        ev.offset = meta.offset.map(Text::from);
-        ev.log_group = env.log_group.map(Text::from);
-        ev.log_stream = env.log_stream.map(Text::from);
+        // Built whole where it is stored (an `Event` is large, and every move
+        // of it is a copy).
+        out.push(Decoded::Event(Event {
+            tenant,
+            source: fmt.source(),
+            ts,
+            id,
+            principal,
+            client_ip,
+            user_agent,
+            token_issuer,
+            token_subject,
+            client_id,
+            method: plain!(Slot::Method),
+            route,
+            status: get(Slot::Status)
+                .and_then(uint)
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|&n| n > 0),
+            bytes_in: get(Slot::BytesIn).and_then(uint),
+            bytes_out: get(Slot::BytesOut).and_then(uint),
+            latency_ms: get(Slot::LatencyMs)
+                .and_then(float)
+                .or_else(|| get(Slot::DurationS).and_then(float).map(|s| s * 1000.0)),
+            destination_host,
+            destination_ip: get(Slot::DestIp).and_then(ip),
+            destination_port: get(Slot::DestPort)
+                .and_then(uint)
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|&n| n > 0),
+            url_category: label!(Slot::UrlCategory),
+            app: label!(Slot::App),
+            action: label!(Slot::Action),
+            threat: label!(Slot::Threat),
+            protocol: plain!(Slot::Protocol),
+            content_type: plain!(Slot::ContentType),
+            stage: plain!(Slot::Stage),
+            input: meta.input.map(Text::from),
+            partition: meta.partition.map(Text::from),
+            offset: meta.offset.map(Text::from),
+            log_group: env.log_group.map(Text::from),
+            log_stream: env.log_stream.map(Text::from),
+        }));
         Ok(())
     }
 
@@ -971,6 +1049,7 @@ impl Decoder {
         &self,
         fmt: RecordFormat,
         get: &impl Fn(Slot) -> Option<Scalar<'v>>,
+        days: &mut DayMemo,
         env: &Env<'_>,
         disagreed: &mut bool,
     ) -> Result<DateTime<Utc>, Rejection> {
@@ -978,20 +1057,20 @@ impl Decoder {
             .and_then(|v| v.as_str())
             .and_then(time::parse_tz)
             .unwrap_or(self.feed_tz);
-        let text_time = |v: Scalar<'_>| -> Option<DateTime<Utc>> {
+        let text_time = |v: Scalar<'_>, days: &mut DayMemo| -> Option<DateTime<Utc>> {
             let s = v.as_str()?;
             match fmt {
-                RecordFormat::Apigw => time::parse_clf(s)
+                RecordFormat::Apigw => time::parse_clf_in(s, days)
                     .or_else(|| time::parse_iso(s))
-                    .or_else(|| time::from_epoch_str(s)),
+                    .or_else(|| time::from_epoch_str_in(s, days)),
                 _ => time::parse_zscaler(s, &tz)
                     .or_else(|| time::parse_iso(s))
-                    .or_else(|| time::from_epoch_str(s)),
+                    .or_else(|| time::from_epoch_str_in(s, days)),
             }
         };
-        let epoch = |v: Scalar<'_>| -> Option<DateTime<Utc>> {
+        let epoch = |v: Scalar<'_>, days: &mut DayMemo| -> Option<DateTime<Utc>> {
             match v {
-                Scalar::Str(s) => time::from_epoch_str(s),
+                Scalar::Str(s) => time::from_epoch_str_in(s, days),
                 Scalar::U64(n) => time::from_epoch(n as f64),
                 Scalar::I64(n) => time::from_epoch(n as f64),
                 Scalar::F64(n) => time::from_epoch(n),
@@ -1001,9 +1080,9 @@ impl Decoder {
         let mut present = false;
         if let Some(v) = get(Slot::TsAny) {
             present = true;
-            if let Some(t) = epoch(v)
-                .or_else(|| text_time(v))
-                .or_else(|| v.as_str().and_then(time::parse_clf))
+            if let Some(t) = epoch(v, days)
+                .or_else(|| text_time(v, days))
+                .or_else(|| v.as_str().and_then(|s| time::parse_clf_in(s, days)))
                 .or_else(|| v.as_str().and_then(|s| time::parse_zscaler(s, &tz)))
             {
                 return Ok(t);
@@ -1011,18 +1090,28 @@ impl Decoder {
         }
         let e = get(Slot::TsEpoch).map(|v| {
             present = true;
-            epoch(v)
+            epoch(v, days)
         });
-        let t = get(Slot::TsText).map(|v| {
-            present = true;
-            text_time(v)
-        });
-        if let (Some(Some(a)), Some(Some(b))) = (e, t) {
-            if more_than_a_second_apart(a, b) {
+        let t = get(Slot::TsText);
+        present |= t.is_some();
+        if let (Some(Some(a)), Some(v)) = (e, t) {
+            // The epoch time wins; the text time only counts a disagreement.
+            // API Gateway's CLF is compared as seconds, without the cost of
+            // a `DateTime` (what `text_time` gives it, to the second).
+            let clf = match fmt {
+                RecordFormat::Apigw => v.as_str().and_then(|s| time::clf_secs(s, days)),
+                _ => None,
+            };
+            let apart = match clf {
+                Some(b) => more_than_a_second_from(a, b),
+                None => text_time(v, days).is_some_and(|b| more_than_a_second_apart(a, b)),
+            };
+            if apart {
                 *disagreed = true;
             }
+            return Ok(a);
         }
-        if let Some(t) = e.flatten().or(t.flatten()) {
+        if let Some(t) = e.flatten().or_else(|| t.and_then(|v| text_time(v, days))) {
             return Ok(t);
         }
         if let Some(v) = get(Slot::TsIso) {
@@ -1057,6 +1146,19 @@ fn more_than_a_second_apart(a: DateTime<Utc>, b: DateTime<Utc>) -> bool {
         return (a - b).num_seconds().abs() > 1;
     }
     let d = i128::from(a.timestamp() - b.timestamp()) * NS + i128::from(na) - i128::from(nb);
+    d.abs() >= 2 * NS
+}
+
+/// [`more_than_a_second_apart`] of `a` and the whole second `b` (seconds
+/// since the epoch).
+fn more_than_a_second_from(a: DateTime<Utc>, b: i64) -> bool {
+    const NS: i128 = 1_000_000_000;
+    let na = a.timestamp_subsec_nanos();
+    if na >= NS as u32 {
+        // A leap second: left to chrono, as there.
+        return DateTime::from_timestamp(b, 0).is_some_and(|b| more_than_a_second_apart(a, b));
+    }
+    let d = i128::from(a.timestamp()) * NS + i128::from(na) - i128::from(b) * NS;
     d.abs() >= 2 * NS
 }
 
@@ -1204,33 +1306,30 @@ fn ipv4(s: &[u8]) -> Option<std::net::Ipv4Addr> {
     if !(7..=15).contains(&s.len()) {
         return None;
     }
+    let digit = |i: usize| s.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10);
     let mut octets = [0u8; 4];
-    let (mut k, mut v, mut start) = (0, 0u64, 0);
-    // Each octet is checked where it ends: at a dot, or past the last byte.
-    let mut end = |k: &mut usize, v: u64, start: usize, at: usize| -> Option<()> {
-        let digits = at - start;
-        let leading_zero = digits > 1 && s[start] == b'0';
-        if digits == 0 || digits > 3 || leading_zero || v > 255 || *k > 3 {
-            return None;
+    let mut i = 0;
+    for (k, o) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if s.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
         }
-        octets[*k] = v as u8;
-        *k += 1;
-        Some(())
-    };
-    for (at, &c) in s.iter().enumerate() {
-        let d = c.wrapping_sub(b'0');
-        if d < 10 {
-            // At most 15 digits: no overflow, and > 255 is refused at the end.
-            v = v * 10 + u64::from(d);
-        } else if c == b'.' {
-            end(&mut k, v, start, at)?;
-            (v, start) = (0, at + 1);
-        } else {
-            return None;
+        // One to three digits, the first not a 0 unless it is alone.
+        let start = i;
+        let mut v = u32::from(digit(i)?);
+        i += 1;
+        while let Some(d) = digit(i) {
+            if v == 0 || i - start == 3 {
+                return None;
+            }
+            v = v * 10 + u32::from(d);
+            i += 1;
         }
+        *o = u8::try_from(v).ok()?;
     }
-    end(&mut k, v, start, s.len())?;
-    (k == 4).then(|| std::net::Ipv4Addr::from(octets))
+    (i == s.len()).then(|| std::net::Ipv4Addr::from(octets))
 }
 
 /// A host name: trimmed, lower-cased, trailing dot removed.
@@ -1415,6 +1514,23 @@ mod tests {
             x ^= x << 5;
             let s = format!("{}.{}.{}.{}", x >> 24, x >> 16 & 255, x >> 8 & 255, x & 255);
             assert_eq!(ipv4(s.as_bytes()).map(IpAddr::V4), s.parse().ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn sentinels_are_the_trimmed_words() {
+        let words = [
+            "", "-", "None", "NA", "N/A", "N", "Nonе", "NAN", "-1", "x", "é",
+        ];
+        let pads = ["", " ", "\t", "\n", "\r", "\x0c", "\x0b", "\x01", "  "];
+        for w in words {
+            for a in pads {
+                for z in pads {
+                    let s = format!("{a}{w}{z}");
+                    let want = matches!(s.trim_ascii(), "" | "-" | "None" | "NA" | "N/A");
+                    assert_eq!(is_sentinel(&s), want, "{s:?}");
+                }
+            }
         }
     }
 

@@ -13,7 +13,7 @@
 //! - epoch seconds, milliseconds, microseconds or nanoseconds, told apart by
 //!   magnitude.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// Epoch values are accepted between 1990 and 2200 (in whichever unit their
@@ -68,7 +68,13 @@ fn eight_digits(b: &[u8; 8]) -> Option<u64> {
 }
 
 /// Epoch in a string (`"1686411388123"`, `"1686411388.5"`).
+#[cfg(test)]
 pub fn from_epoch_str(s: &str) -> Option<DateTime<Utc>> {
+    from_epoch_str_in(s, &mut DayMemo::default())
+}
+
+/// [`from_epoch_str`], with the date read through `memo`.
+pub fn from_epoch_str_in(s: &str, memo: &mut DayMemo) -> Option<DateTime<Utc>> {
     let s = s.trim_ascii();
     // 9 to 16 digits (seconds to microseconds): two overlapping SWAR reads.
     if let (9..=16, Some(hi), Some(lo)) = (
@@ -89,7 +95,7 @@ pub fn from_epoch_str(s: &str) -> Option<DateTime<Utc>> {
                 100_000_000,
             ];
             let scale = SCALE[s.len() - 8];
-            return from_epoch_int((hi * scale + lo % scale) as i64);
+            return from_epoch_int((hi * scale + lo % scale) as i64, memo);
         }
     }
     // The common case, up to 18 digits (every such string is an `i64`),
@@ -109,16 +115,16 @@ pub fn from_epoch_str(s: &str) -> Option<DateTime<Utc>> {
         return None;
     }
     if digits_only && s.len() <= 18 {
-        return from_epoch_int(n);
+        return from_epoch_int(n, memo);
     }
     if let Ok(i) = s.parse::<i64>() {
         // Integers go through exact arithmetic where they can.
-        return from_epoch_int(i);
+        return from_epoch_int(i, memo);
     }
     from_epoch(s.parse().ok()?)
 }
 
-fn from_epoch_int(v: i64) -> Option<DateTime<Utc>> {
+fn from_epoch_int(v: i64, memo: &mut DayMemo) -> Option<DateTime<Utc>> {
     let (secs, nanos) = if v >= 100_000_000_000_000_000 {
         (v / 1_000_000_000, v % 1_000_000_000)
     } else if v >= 100_000_000_000_000 {
@@ -131,7 +137,41 @@ fn from_epoch_int(v: i64) -> Option<DateTime<Utc>> {
     if !(MIN_EPOCH_S..MAX_EPOCH_S).contains(&secs) {
         return None;
     }
-    DateTime::from_timestamp(secs, nanos as u32)
+    memo.at(secs, nanos as u32)
+}
+
+/// The date of the last times read, and of the last CLF date text: a feed's
+/// records come in time order, so most share their date with the record
+/// before, and reading it again is most of the cost of a time. Remembers
+/// only what pure functions gave, so a time reads the same with or without
+/// it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DayMemo {
+    /// Days since the epoch of the last [`DayMemo::at`], and its date.
+    day: i64,
+    date: NaiveDate,
+    /// The last CLF date text (`10/Jun/2023`) that was a date, its days
+    /// since the epoch, and whether its year is inside 1991–2198.
+    clf: Option<([u8; 11], i64, bool)>,
+}
+
+impl DayMemo {
+    /// `DateTime::from_timestamp(secs, nanos)` (as chrono computes it), the
+    /// date remembered.
+    #[inline]
+    pub fn at(&mut self, secs: i64, nanos: u32) -> Option<DateTime<Utc>> {
+        let (day, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        // The default memo holds day 0, 1970-01-01: it is always coherent.
+        if day != self.day {
+            // Days since 0001-01-01 (day 1), as `from_timestamp` counts.
+            const UNIX_EPOCH_DAY: i64 = 719_163;
+            let ce = i32::try_from(day + UNIX_EPOCH_DAY).ok()?;
+            self.date = NaiveDate::from_num_days_from_ce_opt(ce)?;
+            self.day = day;
+        }
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(sod as u32, nanos)?;
+        Some(self.date.and_time(time).and_utc())
+    }
 }
 
 fn month(m: &[u8]) -> Option<u32> {
@@ -282,25 +322,19 @@ fn offset_secs(b: &[u8]) -> Option<i32> {
 }
 
 /// CLF: `10/Jun/2023:15:36:28 +0000`.
+#[cfg(test)]
 pub fn parse_clf(s: &str) -> Option<DateTime<Utc>> {
+    parse_clf_in(s, &mut DayMemo::default())
+}
+
+/// [`parse_clf`], with the date read through `memo`.
+pub fn parse_clf_in(s: &str, memo: &mut DayMemo) -> Option<DateTime<Utc>> {
     let b = s.trim_ascii().as_bytes();
+    if let Some(secs) = clf_fixed(b, memo) {
+        return memo.at(secs?, 0);
+    }
     if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' {
         return None;
-    }
-    if b.len() == 26 && b[14] == b':' && b[17] == b':' && b[20] == b' ' {
-        // The shape API Gateway writes, read at fixed offsets (what the
-        // general reading below gives it).
-        let (d, mo) = (d2(b, 0)?, month(&b[3..6])?);
-        let y = d2(b, 7)? * 100 + d2(b, 9)?;
-        let (h, mi, sec) = hh_mm_ss(b[12..20].try_into().expect("8 bytes"))?;
-        let t = (h, mi, sec, 0);
-        let at = instant(y, mo, d, t, offset_secs(&b[21..])?)?;
-        // Less than a day off local time: inside the window for these years.
-        return if (1991..=2198).contains(&y) {
-            Some(at)
-        } else {
-            in_range(at)
-        };
     }
     let d = num(&b[0..2])?;
     let mo = month(&b[3..6])?;
@@ -315,6 +349,84 @@ pub fn parse_clf(s: &str) -> Option<DateTime<Utc>> {
         return None;
     };
     in_range(instant(y, mo, d, t, off)?)
+}
+
+/// The seconds since the epoch of a CLF time in the shape API Gateway
+/// writes (what [`parse_clf`] gives it, as a number); `None` for any other
+/// string. The decoder compares it with the epoch time without building a
+/// `DateTime`.
+pub fn clf_secs(s: &str, memo: &mut DayMemo) -> Option<i64> {
+    clf_fixed(s.trim_ascii().as_bytes(), memo).flatten()
+}
+
+/// [`parse_clf`] of the shape API Gateway writes (`10/Jun/2023:15:36:28
+/// +0000`, 26 bytes), read at fixed offsets, in seconds since the epoch:
+/// `None` if `b` is not in that shape, `Some(None)` if it is but is not a
+/// time (in the accepted window).
+#[inline]
+fn clf_fixed(b: &[u8], memo: &mut DayMemo) -> Option<Option<i64>> {
+    if b.len() != 26
+        || b[2] != b'/'
+        || b[6] != b'/'
+        || b[11] != b':'
+        || b[14] != b':'
+        || b[17] != b':'
+        || b[20] != b' '
+    {
+        return None;
+    }
+    let mut read = || {
+        let date: [u8; 11] = b[..11].try_into().expect("11 bytes");
+        let (day, usual_year) = match memo.clf {
+            Some((text, day, usual)) if text == date => (day, usual),
+            _ => {
+                let (d, mo) = (d2(b, 0)?, month(&b[3..6])?);
+                let y = d2(b, 7)? * 100 + d2(b, 9)?;
+                let day = civil_day(y, mo, d)?;
+                let usual = (1991..=2198).contains(&y);
+                memo.clf = Some((date, day, usual));
+                (day, usual)
+            }
+        };
+        let (h, mi, s) = hh_mm_ss(b[12..20].try_into().expect("8 bytes"))?;
+        if h > 23 || mi > 59 || s > 59 {
+            return None;
+        }
+        // API Gateway writes UTC.
+        let off = match &b[21..] {
+            b"+0000" => 0,
+            off => i64::from(offset_secs(off)?),
+        };
+        let at = day * 86_400 + i64::from(h * 3600 + mi * 60 + s) - off;
+        // Less than a day off local time: inside the window for the usual
+        // years.
+        (usual_year || (MIN_EPOCH_S..MAX_EPOCH_S).contains(&at)).then_some(at)
+    };
+    Some(read())
+}
+
+/// Days since the epoch of a date (year at most 9999), checked as chrono
+/// checks it (`None` if the month has no such day): plain arithmetic
+/// (H. Hinnant's days from the civil date) rather than chrono's calendar.
+fn civil_day(y: u32, mo: u32, d: u32) -> Option<i64> {
+    let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
+    let month_days = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if y > 9999 || !(1..=month_days).contains(&d) {
+        return None;
+    }
+    // Years start in March, so that the leap day is the last of the year.
+    let y = i64::from(y) - i64::from(mo <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = i64::from((153 * ((mo + 9) % 12) + 2) / 5 + d - 1);
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
 }
 
 /// Zscaler and ZPA local times: `Mon Oct 16 22:55:48 2023` (weekday ignored,
@@ -460,6 +572,7 @@ mod tests {
             let nt = naive(y, mo, d, t)?;
             in_range(off.from_local_datetime(&nt).single()?.with_timezone(&Utc))
         };
+        let mut memo = DayMemo::default();
         let base = b"10/Jun/2023:15:36:28 +0000";
         let subs: &[u8] = b"0123456789+-:/ aJnZz\xff";
         for i in 0..base.len() {
@@ -468,6 +581,11 @@ mod tests {
                 v[i] = c;
                 if let Ok(s) = std::str::from_utf8(&v) {
                     assert_eq!(parse_clf(s), general(s), "{s}");
+                    // Through a memo that has seen the times before.
+                    assert_eq!(parse_clf_in(s, &mut memo), general(s), "{s}");
+                    if let Some(secs) = clf_secs(s, &mut memo) {
+                        assert_eq!(Some(secs), general(s).map(|t| t.timestamp()), "{s}");
+                    }
                 }
             }
         }
@@ -483,6 +601,11 @@ mod tests {
             "10/Jun/2023:15:60:28 +0000",
         ] {
             assert_eq!(parse_clf(s), general(s), "{s}");
+            assert_eq!(parse_clf_in(s, &mut memo), general(s), "{s}");
+            if s.len() == 26 {
+                let secs = clf_secs(s, &mut memo);
+                assert_eq!(secs, general(s).map(|t| t.timestamp()), "{s}");
+            }
         }
     }
 
@@ -605,6 +728,12 @@ mod tests {
                     .map(|d| d.with_timezone(&Utc))
             });
             assert_eq!(instant(y, mo, d, t, off), want, "{y}-{mo}-{d} {t:?} {off}");
+            assert_eq!(
+                civil_day(y, mo, d),
+                NaiveDate::from_ymd_opt(y as i32, mo, d)
+                    .map(|d| d.signed_duration_since(NaiveDate::default()).num_days()),
+                "{y}-{mo}-{d}"
+            );
             if i % 3 == 0 {
                 assert_eq!(
                     instant(y, mo, d, t, 0),
@@ -678,13 +807,14 @@ mod tests {
 
     #[test]
     fn epoch_strings_agree_with_the_general_reading() {
+        let mut memo = DayMemo::default();
         let general = |s: &str| -> Option<DateTime<Utc>> {
             let s = s.trim_ascii();
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
                 return None;
             }
             if let Ok(i) = s.parse::<i64>() {
-                return from_epoch_int(i);
+                return from_epoch_int(i, &mut DayMemo::default());
             }
             from_epoch(s.parse().ok()?)
         };
@@ -725,6 +855,31 @@ mod tests {
             "1686 11388",
         ] {
             assert_eq!(from_epoch_str(s), general(s), "{s:?}");
+            assert_eq!(from_epoch_str_in(s, &mut memo), general(s), "{s:?}");
+        }
+    }
+
+    /// A memo's date is that of the last time read, whatever came before.
+    #[test]
+    fn memo_dates_are_chronos() {
+        let mut memo = DayMemo::default();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Runs of nearby times, with jumps, either side of midnight.
+            let secs = if i % 50 == 0 {
+                MIN_EPOCH_S + (x % (MAX_EPOCH_S - MIN_EPOCH_S) as u64) as i64
+            } else {
+                1_686_441_600 + (x % 4000) as i64 - 2000
+            };
+            let nanos = [0, 1, 999_999_999, 1_000_000_000, 1_500_000_000][i % 5];
+            assert_eq!(
+                memo.at(secs, nanos),
+                DateTime::from_timestamp(secs, nanos),
+                "{secs} {nanos}"
+            );
         }
     }
 
