@@ -195,3 +195,25 @@ pub fn sim_events(n: usize, tenants: usize, days: u64, seed: u64) -> Vec<tollgat
     }
     out
 }
+
+/// `events` again, `passes` spans later (a span: from the first event's time
+/// to just past the last one's), for measuring the same traffic more than
+/// once without sending a model events older than ones it has seen: a
+/// replayed window would otherwise travel back in time, which no live
+/// stream does (intervals would not close, first-seen facts would be
+/// stale, and episodes would reopen).
+pub fn shifted(events: &[tollgate_events::Event], passes: u32) -> Vec<tollgate_events::Event> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Vec::new();
+    };
+    let span = (last.ts - first.ts) + chrono::Duration::seconds(1);
+    let by = span * passes as i32;
+    events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.ts += by;
+            e
+        })
+        .collect()
+}

@@ -215,24 +215,33 @@ pub fn registrable_domain(host: &str) -> &str {
     }
 }
 
-/// Shannon entropy (bits per byte) of a string, 0 for an empty one.
+/// Shannon entropy (bits per byte) of a string, 0 for an empty one:
+/// log2 n − Σ c·log2 c / n over the counts c of its distinct bytes.
 pub fn shannon_entropy(b: &[u8]) -> f32 {
     if b.is_empty() {
         return 0.0;
     }
-    let mut counts = [0u16; 256];
+    let mut counts = [0u32; 256];
+    // the distinct bytes, in order of first appearance: a label has a few
+    // dozen at most, so summing over them beats scanning all 256 counts
+    let mut distinct = [0u8; 256];
+    let mut k = 0;
     for &c in b {
+        if counts[c as usize] == 0 {
+            distinct[k] = c;
+            k += 1;
+        }
         counts[c as usize] += 1;
     }
-    let n = b.len() as f32;
-    let mut h = 0.0f32;
-    for &c in counts.iter() {
-        if c > 0 {
-            let p = c as f32 / n;
-            h -= p * p.log2();
+    let n = b.len() as f64;
+    let mut sum = 0.0;
+    for &c in &distinct[..k] {
+        let c = f64::from(counts[c as usize]);
+        if c > 1.0 {
+            sum += c * c.log2();
         }
     }
-    h
+    (n.log2() - sum / n).max(0.0) as f32
 }
 
 fn content_bucket(ct: Option<&str>) -> ContentBucket {

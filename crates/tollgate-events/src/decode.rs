@@ -11,9 +11,10 @@
 //! property tests hold it to that).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::io::Read;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -246,15 +247,19 @@ fn offer<'a>(slots: &mut Slots<'a>, slot: usize, rank: u8, value: Value<'a>, une
 /// kept as `'static` text that their `Text`s refer to instead of each
 /// allocating a copy (a `Text` holds only 24 bytes inline, and an issuer URL
 /// is longer: the allocation and its free were a tenth of a record's cost).
-/// A value is kept by leaking it, so that it lives as long as the process,
-/// within [`INTERN_BUDGET`] bytes for all decoders together; past that,
-/// values are copied as before. Remembers the last value per hash slot.
+/// A value is kept once for the whole process ([`KEPT`], which every decoder
+/// shares and which keeps it reachable) and lives as long as the process,
+/// within [`INTERN_BUDGET`] bytes in all; past that, values are copied as
+/// before. Each decoder remembers the last value per hash slot, so the
+/// shared list is only looked at when a slot's value changes.
 #[derive(Debug, Default, Clone)]
 struct Interned([Option<&'static str>; Interned::SLOTS]);
 
-/// Bytes that all decoders of the process may keep for [`Interned`]
-/// values, together.
-static INTERN_BUDGET: AtomicUsize = AtomicUsize::new(64 << 10);
+/// Bytes that [`KEPT`] may hold, for all decoders of the process together.
+const INTERN_BUDGET: usize = 64 << 10;
+
+/// Every value kept by an [`Interned`], and their total length.
+static KEPT: Mutex<(Option<HashSet<&'static str>>, usize)> = Mutex::new((None, 0));
 
 impl Interned {
     const SLOTS: usize = 16;
@@ -278,13 +283,19 @@ impl Interned {
 
     #[cold]
     fn keep(&mut self, i: usize, s: &str) -> Text {
-        let spent = INTERN_BUDGET.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-            left.checked_sub(s.len())
-        });
-        if spent.is_err() {
-            return Text::from(s);
-        }
-        let t: &'static str = Box::leak(Box::from(s));
+        let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, bytes) = &mut *kept;
+        let set = set.get_or_insert_with(HashSet::new);
+        let t = match set.get(s) {
+            Some(t) => *t,
+            None if *bytes + s.len() <= INTERN_BUDGET => {
+                let t: &'static str = Box::leak(Box::from(s));
+                set.insert(t);
+                *bytes += s.len();
+                t
+            }
+            None => return Text::from(s),
+        };
         self.0[i] = Some(t);
         Text::const_new(t)
     }
