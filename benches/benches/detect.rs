@@ -7,31 +7,11 @@
 //! Run: `cargo bench -p tollgate-benches --bench detect`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use tollgate_detect::{DetectConfig, Engine, MemStore};
 
 fn detect(c: &mut Criterion) {
-    let events = tollgate_benches::sim_events(400_000, 20, 7, 1);
-    let (warm, hot) = events.split_at(events.len() - 50_000);
-    // as every scoring thread of the service does
-    let _pool = tollgate_detect::refits_on_this_thread();
-    let cfg = DetectConfig::default()
-        .check()
-        .expect("default config is valid");
-    let mut engine = Engine::new(cfg, Box::new(MemStore::new()));
+    let (mut engine, hot, _pool) = tollgate_benches::warm_detect();
+    let hot = &hot[..];
     let mut updates = Vec::new();
-    for ev in warm {
-        engine.process(ev, &mut updates);
-        updates.clear();
-    }
-    let warm_tenants = hot
-        .iter()
-        .filter(|e| engine.tenant(&e.tenant).is_some())
-        .count();
-    assert_eq!(
-        warm_tenants,
-        hot.len(),
-        "every measured event's tenant is resident"
-    );
     let mut g = c.benchmark_group("detect");
     g.throughput(Throughput::Elements(hot.len() as u64));
     let mut pass = 0;

@@ -9,26 +9,15 @@
 //! out): divide the total by 50,000 × passes.
 
 use tollgate_benches::shifted;
-use tollgate_detect::{DetectConfig, Engine, MemStore};
+use tollgate_detect::Engine;
 
 fn main() {
     let passes: usize = std::env::args()
         .nth(1)
         .map_or(1, |s| s.parse().expect("passes"));
-    let events = tollgate_benches::sim_events(400_000, 20, 7, 1);
-    let (warm, hot) = events.split_at(events.len() - 50_000);
-    let _pool = tollgate_detect::refits_on_this_thread();
-    let cfg = DetectConfig::default()
-        .check()
-        .expect("default config is valid");
-    let mut engine = Engine::new(cfg, Box::new(MemStore::new()));
-    let mut updates = Vec::new();
-    for ev in warm {
-        engine.process(ev, &mut updates);
-        updates.clear();
-    }
+    let (mut engine, hot, _pool) = tollgate_benches::warm_detect();
     // as the criterion bench does: each pass later than the one before
-    let batches: Vec<_> = (0..passes).map(|p| shifted(hot, p as u32)).collect();
+    let batches: Vec<_> = (0..passes).map(|p| shifted(&hot, p as u32)).collect();
     let n = hot_passes(&mut engine, &batches);
     println!("{} events, {n} updates", passes * hot.len());
 }

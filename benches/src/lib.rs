@@ -217,3 +217,39 @@ pub fn shifted(events: &[tollgate_events::Event], passes: u32) -> Vec<tollgate_e
         })
         .collect()
 }
+
+/// The detect benchmark's setup: 400,000 events of 20 tenants' simulated
+/// traffic over a week; an engine with the default configuration, on a
+/// thread made a one-thread rayon pool as every scoring thread of the
+/// service is (keep the returned pool while measuring), has processed all
+/// but the last 50,000, which are returned for measuring. Every tenant of
+/// those is resident (asserted).
+pub fn warm_detect() -> (
+    tollgate_detect::Engine,
+    Vec<tollgate_events::Event>,
+    Option<tollgate_detect::RefitPool>,
+) {
+    use tollgate_detect::{DetectConfig, Engine, MemStore};
+    let mut events = sim_events(400_000, 20, 7, 1);
+    let hot = events.split_off(events.len() - 50_000);
+    let pool = tollgate_detect::refits_on_this_thread();
+    let cfg = DetectConfig::default()
+        .check()
+        .expect("default config is valid");
+    let mut engine = Engine::new(cfg, Box::new(MemStore::new()));
+    let mut updates = Vec::new();
+    for ev in &events {
+        engine.process(ev, &mut updates);
+        updates.clear();
+    }
+    let resident = hot
+        .iter()
+        .filter(|e| engine.tenant(&e.tenant).is_some())
+        .count();
+    assert_eq!(
+        resident,
+        hot.len(),
+        "every measured event's tenant is resident"
+    );
+    (engine, hot, pool)
+}

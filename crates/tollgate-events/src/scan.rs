@@ -1404,6 +1404,14 @@ pub(crate) mod tests {
     fn the_shape_never_changes_what_is_read() {
         let long = "k".repeat(40);
         let mid = "m".repeat(24);
+        // Tags either side of 16 and 32 bytes, and longer.
+        let edges = format!(
+            r#"{{"{}":"x","{}":"x","{}":"x","{}":"x","{long}":"x"}}"#,
+            &mid[..14],
+            &mid[..15],
+            &long[..30],
+            &long[..31]
+        );
         let recs: Vec<String> = vec![
             r#"{"a":1,"b":"x","c":{"d":2},"e":[1]}"#.into(),
             r#"{"a":1,"b":"x","c":{"d":2},"e":[1]}"#.into(),
@@ -1449,21 +1457,9 @@ pub(crate) mod tests {
             r#"{"a":"x","b":"y","sourcetype":"s"}"#.into(),
             r#"{"a":"x","b":"y","messageType":"m"}"#.into(),
             r#"{"a":"x","b":"y","messageType":"m"}"#.into(),
-            // Tags either side of 16 and 32 bytes, and longer.
-            format!(
-                r#"{{"{}":"x","{}":"x","{}":"x","{}":"x","{long}":"x"}}"#,
-                &mid[..14],
-                &mid[..15],
-                &long[..30],
-                &long[..31]
-            ),
-            format!(
-                r#"{{"{}":"x","{}":"x","{}":"x","{}":"x","{long}":"x"}}"#,
-                &mid[..14],
-                &mid[..15],
-                &long[..30],
-                &long[..31]
-            ),
+            // The same, twice, then with the tags one byte off.
+            edges.clone(),
+            edges.clone(),
             format!(
                 r#"{{"{}":"x","{}":"x","{}y":"x","{}":"x","{long}y":"x"}}"#,
                 &mid[..14],
@@ -1471,13 +1467,7 @@ pub(crate) mod tests {
                 &long[..29],
                 &long[..31]
             ),
-            format!(
-                r#"{{"{}":"x","{}":"x","{}":"x","{}":"x","{long}":"x"}}"#,
-                &mid[..14],
-                &mid[..15],
-                &long[..30],
-                &long[..31]
-            ),
+            edges,
         ];
         let mut warm = Scratch::default();
         let mut warm_readings = 0;
