@@ -13,15 +13,15 @@
 //!
 //! This is a hand-written parser rather than a `serde_json` visitor because it
 //! is the hottest code in Tollgate. It works in two passes. The first is
-//! branch-free SIMD over the whole record (SSE2, sixteen bytes at a time; SWAR
-//! elsewhere): it marks every quote, backslash and control character in a
+//! branch-free SIMD over the whole record (AVX2 or SSE2, thirty-two or
+//! sixteen bytes at a time; SWAR elsewhere): it marks every quote, backslash and control character in a
 //! bitmap and notices any byte ≥ 0x80. Only a record with such a byte is
 //! checked for UTF-8, once; an ASCII record needs no check. The second pass
 //! is the parser, which finds each string's end from the bitmap with one
 //! `trailing_zeros` instead of searching for it, and reads root-level keys
-//! through the *shape* of the records before (see [`Scratch`]): a key that
-//! is where the last record had it is recognized with one comparison, its
-//! meaning to the sink already known. The parser stores nothing itself: the
+//! through the *shapes* of the records before (see [`Scratch`]): a key that
+//! is where the last record of its layout had it is recognized with one
+//! comparison, its meaning to the sink already known. The parser stores nothing itself: the
 //! sink keeps what it wants (the decoder keeps only the keys its tables
 //! know), and strings with escapes are unescaped into one reusable arena, so
 //! a record allocates nothing once the buffers are warm. It accepts exactly
@@ -117,14 +117,21 @@ pub trait Sink<'a> {
 }
 
 /// Buffers the scanner reuses from record to record, and what it remembers
-/// of the records it has scanned: the *shape*, the sequence of root-level
-/// keys (those whose path is the key itself) of the last records, with the
+/// of the records it has scanned: *shapes*, sequences of root-level keys
+/// (those whose path is the key itself) of the last records, with the
 /// sink's [`Sink::key`] of each. Records of one feed share a template, so the
 /// n-th root key of a record is most often the n-th of the last one: when
 /// the bytes at the scan position are that key, its closing quote and a
 /// colon, the key is read with one comparison and its reading is known
-/// without asking the sink. Anything else takes the general path, whose
-/// result replaces the shape's entry.
+/// without asking the sink. A feed may carry a few templates at once (API
+/// Gateway REST, HTTP API and WebSocket logs on one stream), so up to
+/// [`SHAPES`] shapes are kept: a record is read through the shape the last
+/// record ended in, and where its key is not that shape's, through another
+/// shape that has the key at that place, if one does. Otherwise the key
+/// takes the general path, and the keys the shape had so far, followed by
+/// this one, become a shape of their own (in place of the one used least
+/// lately), so that the shape it left still serves the records of its
+/// template.
 #[derive(Debug, Clone)]
 pub struct Scratch<K> {
     /// The specials bitmap of the current record (see [`index`]).
@@ -137,10 +144,31 @@ pub struct Scratch<K> {
     key: String,
     /// `prefix.key` of the current pair.
     path: String,
-    /// The n-th root-level key of the last records.
-    shape: Vec<Learned<K>>,
-    /// The text of the shape's longer keys (see [`Learned`]).
-    shape_text: String,
+    /// The shapes (at least one), the one the last record ended in first.
+    shapes: Vec<Shape<K>>,
+    /// Records scanned, for telling which shape was used least lately.
+    tick: u64,
+}
+
+/// The root-level keys of records of one layout.
+#[derive(Debug, Clone)]
+struct Shape<K> {
+    /// The n-th root-level key.
+    keys: Vec<Learned<K>>,
+    /// The text of the longer keys (see [`Learned`]).
+    text: String,
+    /// [`Scratch::tick`] of the last record that used it.
+    used: u64,
+}
+
+impl<K> Default for Shape<K> {
+    fn default() -> Self {
+        Shape {
+            keys: Vec::new(),
+            text: String::new(),
+            used: 0,
+        }
+    }
 }
 
 /// A key of the shape: what the record has from the key's opening quote on
@@ -226,7 +254,8 @@ fn words4(k: &[u8]) -> [u64; 4] {
     }
 }
 
-/// Bounds on the shape: entries, key length, and text kept.
+/// Bounds on the shapes: how many, entries, key length, and text kept.
+const SHAPES: usize = 4;
 const SHAPE_KEYS: usize = 256;
 const SHAPE_KEY_LEN: usize = 128;
 const SHAPE_TEXT: usize = 16 << 10;
@@ -239,8 +268,8 @@ impl<K> Default for Scratch<K> {
             prefix: String::new(),
             key: String::new(),
             path: String::new(),
-            shape: Vec::new(),
-            shape_text: String::new(),
+            shapes: vec![Shape::default()],
+            tick: 0,
         }
     }
 }
@@ -290,6 +319,8 @@ pub fn scan<'a, S: Sink<'a>>(
     };
     scratch.unescaped.clear();
     scratch.prefix.clear();
+    scratch.tick += 1;
+    scratch.shapes[0].used = scratch.tick;
     let mut p = Parser {
         s,
         b: bytes,
@@ -300,8 +331,8 @@ pub fn scan<'a, S: Sink<'a>>(
         prefix: &mut scratch.prefix,
         key: &mut scratch.key,
         path: &mut scratch.path,
-        shape: &mut scratch.shape,
-        shape_text: &mut scratch.shape_text,
+        shapes: &mut scratch.shapes,
+        tick: scratch.tick,
         ordinal: 0,
         sink,
         root: Root::default(),
@@ -321,8 +352,9 @@ struct Parser<'a, 's, S: Sink<'a>> {
     prefix: &'s mut String,
     key: &'s mut String,
     path: &'s mut String,
-    shape: &'s mut Vec<Learned<S::Key>>,
-    shape_text: &'s mut String,
+    /// The scratch's shapes; the record is read through the first.
+    shapes: &'s mut Vec<Shape<S::Key>>,
+    tick: u64,
     /// The number of root-level keys read so far.
     ordinal: usize,
     sink: &'s mut S,
@@ -441,7 +473,8 @@ impl<'a, S: Sink<'a>> Parser<'a, '_, S> {
         // Locals, which the loop keeps in registers (the sink writes memory
         // that, for all the compiler knows, could be the parser's fields).
         let (s, b, specials) = (self.s, self.b, self.specials);
-        let (shape, text) = (&self.shape[..], self.shape_text.as_bytes());
+        let sh = &self.shapes[0];
+        let (shape, text) = (&sh.keys[..], sh.text.as_bytes());
         let (sink, unescaped) = (&mut *self.sink, self.unescaped.as_str());
         let (mut i, mut n) = (self.i, self.ordinal);
         // Just past the last value read.
@@ -492,25 +525,34 @@ impl<'a, S: Sink<'a>> Parser<'a, '_, S> {
         quoted(self.s, self.b, start, end)
     }
 
-    /// At a root-level key's opening quote: the key, read through the shape
+    /// At a root-level key's opening quote: the key, read through the shapes
     /// (see [`Scratch`]), the sink's reading of it, and what it means to the
     /// root object. Leaves the scan past the colon.
     #[inline(always)]
     fn shaped_key(&mut self) -> R<(Key<'a>, Option<S::Key>, Special)> {
         let n = self.ordinal;
         self.ordinal += 1;
-        if let Some(e) = self.shape.get(n) {
-            let start = self.i + 1;
-            if at_tag(self.b, self.shape_text.as_bytes(), e, start) {
-                // The bytes between the quotes are the shape's key, which has
-                // no quote, backslash or control character (it was read as a
-                // whole string without escapes), so the string that starts
-                // at `start` ends where the key does, as the general path
-                // reads it.
-                self.i = start + e.tag;
-                let key = self.quoted(start, start + e.len as usize);
-                return Ok((Key::Record(key), Some(e.data), e.special));
-            }
+        let start = self.i + 1;
+        let sh = &self.shapes[0];
+        let hit = match sh.keys.get(n) {
+            Some(e) if at_tag(self.b, sh.text.as_bytes(), e, start) => Some(e),
+            _ => self.other_shape(n, start),
+        };
+        if let Some(&Learned {
+            tag,
+            len,
+            data,
+            special,
+            ..
+        }) = hit
+        {
+            // The bytes between the quotes are the shape's key, which has
+            // no quote, backslash or control character (it was read as a
+            // whole string without escapes), so the string that starts at
+            // `start` ends where the key does, as the general path reads it.
+            self.i = start + tag;
+            let key = self.quoted(start, start + len as usize);
+            return Ok((Key::Record(key), Some(data), special));
         }
         self.i += 1;
         let key = self.key()?;
@@ -525,12 +567,35 @@ impl<'a, S: Sink<'a>> Parser<'a, '_, S> {
         Ok((key, Some(data), special))
     }
 
-    /// Makes `key` the shape's `n`-th key.
+    /// Another shape whose `n`-th key is at `start`, made the current one
+    /// (the first), and that key.
+    #[cold]
+    #[inline(never)]
+    fn other_shape(&mut self, n: usize, start: usize) -> Option<&Learned<S::Key>> {
+        let b = self.b;
+        let j = 1 + self.shapes[1..].iter().position(|sh| {
+            sh.keys
+                .get(n)
+                .is_some_and(|e| at_tag(b, sh.text.as_bytes(), e, start))
+        })?;
+        self.shapes.swap(0, j);
+        self.shapes[0].used = self.tick;
+        Some(&self.shapes[0].keys[n])
+    }
+
+    /// Makes `key` the current shape's `n`-th key. When the shape has an
+    /// `n`-th key already (another), its keys before `n` are first copied
+    /// to a shape of their own, which becomes the current one (see
+    /// [`Scratch`]).
     #[cold]
     fn learn(&mut self, n: usize, key: Key<'a>, special: Special, data: S::Key) {
-        if n >= SHAPE_KEYS || n > self.shape.len() {
+        if n >= SHAPE_KEYS || n > self.shapes[0].keys.len() {
             return;
         }
+        if n < self.shapes[0].keys.len() {
+            self.fork(n);
+        }
+        let sh = &mut self.shapes[0];
         let mut e = Learned {
             w: [0; 4],
             len: 0,
@@ -546,26 +611,55 @@ impl<'a, S: Sink<'a>> Parser<'a, '_, S> {
                 tag[..k.len()].copy_from_slice(k.as_bytes());
                 tag[k.len()..].copy_from_slice(b"\":");
                 if tag.len() > 32 {
-                    if self.shape_text.len() + tag.len() > SHAPE_TEXT {
+                    if sh.text.len() + tag.len() > SHAPE_TEXT {
                         // Start over rather than grow without bound.
-                        self.shape.clear();
-                        self.shape_text.clear();
+                        sh.keys.clear();
+                        sh.text.clear();
                         return;
                     }
-                    e.at = self.shape_text.len() as u32;
-                    self.shape_text.push_str(k);
-                    self.shape_text.push_str("\":");
+                    e.at = sh.text.len() as u32;
+                    sh.text.push_str(k);
+                    sh.text.push_str("\":");
                 }
                 e.w = words4(tag);
                 e.len = k.len() as u32;
                 e.tag = tag.len();
             }
         }
-        if n == self.shape.len() {
-            self.shape.push(e);
+        if n == sh.keys.len() {
+            sh.keys.push(e);
         } else {
-            self.shape[n] = e;
+            sh.keys[n] = e;
         }
+    }
+
+    /// Copies the current shape's first `n` keys to a new shape (or over the
+    /// one used least lately, when there are [`SHAPES`]) and makes it the
+    /// current one (the first).
+    fn fork(&mut self, n: usize) {
+        let to = if self.shapes.len() < SHAPES {
+            self.shapes.push(Shape::default());
+            self.shapes.len() - 1
+        } else {
+            1 + (self.shapes[1..].iter().enumerate())
+                .min_by_key(|(_, sh)| sh.used)
+                .map_or(0, |(j, _)| j)
+        };
+        let (head, rest) = self.shapes.split_at_mut(to);
+        let (from, into) = (&head[0], &mut rest[0]);
+        into.keys.clear();
+        into.text.clear();
+        into.used = self.tick;
+        for e in &from.keys[..n] {
+            let mut e = *e;
+            if e.tag != usize::MAX && e.tag > 32 {
+                let at = e.at as usize;
+                e.at = into.text.len() as u32;
+                into.text.push_str(&from.text[at..at + e.tag]);
+            }
+            into.keys.push(e);
+        }
+        self.shapes.swap(0, to);
     }
 
     fn root_object(&mut self) -> R<()> {
@@ -1487,6 +1581,51 @@ pub(crate) mod tests {
             warm_readings < fresh_readings,
             "{warm_readings} {fresh_readings}"
         );
+    }
+
+    /// Records of a few layouts, interleaved (one stream carrying several
+    /// templates): once each layout has been seen, every key is read
+    /// through a shape, whatever the order; a fifth layout takes the place
+    /// of the one used least lately; and what is read never changes.
+    #[test]
+    fn interleaved_layouts_each_keep_their_shape() {
+        let long = "L".repeat(40);
+        let layouts: Vec<String> = vec![
+            r#"{"requestId":"a","ip":"1.2.3.4","status":"200","routeKey":"GET /x"}"#.into(),
+            r#"{"requestId":"b","ip":"1.2.3.4","httpMethod":"GET","status":200,"n":[1,{"m":1}]}"#
+                .into(),
+            r#"{"eventType":"MESSAGE","requestId":"c","connectionId":"x=","status":"200"}"#.into(),
+            format!(r#"{{"requestId":"d","{long}":"v","ip":"5.6.7.8","{long}x":1}}"#),
+            r#"{"user":"e","requestId":"e","status":"404"}"#.into(),
+        ];
+        let mut warm = Scratch::default();
+        let read = |scratch: &mut Scratch<u64>, rec: &str| {
+            let mut c = Checked::default();
+            let r = scan(rec.as_bytes(), 8, scratch, &mut c);
+            (format!("{r:?}"), c.pairs, c.readings)
+        };
+        // Learn the first four, then read them in every order.
+        for rec in &layouts[..4] {
+            read(&mut warm, rec);
+        }
+        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]] {
+            for i in order {
+                let (r, pairs, readings) = read(&mut warm, &layouts[i]);
+                let (rf, pairs_f, _) = read(&mut Scratch::default(), &layouts[i]);
+                assert_eq!((r, pairs), (rf, pairs_f), "{}", layouts[i]);
+                assert_eq!(readings, 0, "layout {i} read through its shape");
+            }
+        }
+        // A fifth layout takes the place of the one used least lately (2,
+        // first in the last order above); the others are kept.
+        let (_, _, readings) = read(&mut warm, &layouts[4]);
+        assert!(readings > 0);
+        for i in [0, 1, 3, 4] {
+            let (_, _, readings) = read(&mut warm, &layouts[i]);
+            assert_eq!(readings, 0, "layout {i} kept");
+        }
+        let (_, _, readings) = read(&mut warm, &layouts[2]);
+        assert!(readings > 0, "layout 2 was replaced");
     }
 
     #[test]
