@@ -522,6 +522,33 @@ mod tests {
     use chrono::{DateTime, Utc};
     use tollgate_events::TenantId;
 
+    #[test]
+    fn entropy_is_shannons() {
+        assert_eq!(shannon_entropy(b""), 0.0);
+        assert_eq!(shannon_entropy(b"aaaa"), 0.0);
+        assert!((shannon_entropy(b"ab") - 1.0).abs() < 1e-6);
+        assert!((shannon_entropy(b"abcdabcd") - 2.0).abs() < 1e-6);
+        // Against the textbook sum over all byte values.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in [1, 2, 7, 30, 63, 200, 1000] {
+            let s: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b"abcdefghij0123456789-"[(x % 21) as usize]
+                })
+                .collect();
+            let n = len as f64;
+            let h: f64 = (0..=255u8)
+                .map(|c| s.iter().filter(|&&b| b == c).count() as f64 / n)
+                .filter(|&p| p > 0.0)
+                .map(|p| -p * p.log2())
+                .sum();
+            assert!((f64::from(shannon_entropy(&s)) - h).abs() < 1e-5, "{len}");
+        }
+    }
+
     fn ev(source: Source) -> Event {
         let ts: DateTime<Utc> = "2026-03-02T09:30:00Z".parse().unwrap(); // a Monday
         Event::new(TenantId::new("acme").unwrap(), source, ts)

@@ -14,15 +14,15 @@
 //! This is a hand-written parser rather than a `serde_json` visitor because it
 //! is the hottest code in Tollgate. It works in two passes. The first is
 //! branch-free SIMD over the whole record (AVX2 or SSE2, thirty-two or
-//! sixteen bytes at a time; SWAR elsewhere): it marks every quote, backslash and control character in a
-//! bitmap and notices any byte ≥ 0x80. Only a record with such a byte is
+//! sixteen bytes at a time; SWAR elsewhere): it marks every quote, backslash
+//! and control character in a bitmap and notices any byte ≥ 0x80. Only a record with such a byte is
 //! checked for UTF-8, once; an ASCII record needs no check. The second pass
 //! is the parser, which finds each string's end from the bitmap with one
 //! `trailing_zeros` instead of searching for it, and reads root-level keys
 //! through the *shapes* of the records before (see [`Scratch`]): a key that
 //! is where the last record of its layout had it is recognized with one
-//! comparison, its meaning to the sink already known. The parser stores nothing itself: the
-//! sink keeps what it wants (the decoder keeps only the keys its tables
+//! comparison, its meaning to the sink already known. The parser stores
+//! nothing itself: the sink keeps what it wants (the decoder keeps only the keys its tables
 //! know), and strings with escapes are unescaped into one reusable arena, so
 //! a record allocates nothing once the buffers are warm. It accepts exactly
 //! the JSON that `serde_json` accepts (RFC 8259; a differential property
@@ -173,8 +173,8 @@ impl<K> Default for Shape<K> {
 
 /// A key of the shape: what the record has from the key's opening quote on
 /// when it is this key (the key, its closing quote and a colon: the *tag*,
-/// as [`words4`] of its two halves, or a place in `shape_text` when longer
-/// than 32 bytes), what it means to the root object, and the sink's
+/// as [`words4`] of its two halves, or a place in its shape's `text` when
+/// longer than 32 bytes), what it means to the root object, and the sink's
 /// reading. The tag takes in the key's end, so one comparison checks both.
 #[derive(Debug, Clone, Copy)]
 struct Learned<K> {
@@ -185,7 +185,7 @@ struct Learned<K> {
     /// Tag length, or `usize::MAX` for a key that is not kept (one with
     /// escapes, or too long), which never matches.
     tag: usize,
-    /// Where a tag longer than 32 bytes is in `shape_text`.
+    /// Where a tag longer than 32 bytes is in its shape's `text`.
     at: u32,
     special: Special,
     data: K,
@@ -643,7 +643,8 @@ impl<'a, S: Sink<'a>> Parser<'a, '_, S> {
         } else {
             1 + (self.shapes[1..].iter().enumerate())
                 .min_by_key(|(_, sh)| sh.used)
-                .map_or(0, |(j, _)| j)
+                .map(|(j, _)| j)
+                .expect("SHAPES > 1 shapes, so one besides the current")
         };
         let (head, rest) = self.shapes.split_at_mut(to);
         let (from, into) = (&head[0], &mut rest[0]);
@@ -1349,6 +1350,43 @@ pub(crate) mod tests {
             d[at] = 0xc3;
             assert!(index(&d, &mut specials), "{at}");
             assert_eq!(specials, plain_marks(&d).0);
+        }
+    }
+
+    /// Both quotes-only first passes, whichever one `index` picks on this
+    /// CPU: the same marks as a plain scan, and the same flags.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_sse2_and_avx2_passes_match_a_plain_scan() {
+        type Pass = fn(&[u8], &mut Vec<u64>) -> (bool, bool);
+        let mut passes: Vec<(&str, Pass)> = vec![("sse2", index_quotes)];
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            passes.push(("avx2", |b, m| unsafe { index_quotes_avx2(b, m) }));
+        }
+        let printable: Vec<u8> = (0x20u8..=0xff).cycle().take(700).collect();
+        let mut specials = Vec::new();
+        for (name, pass) in passes {
+            for len in [0, 1, 13, 31, 32, 33, 63, 64, 65, 127, 128, 200, 700] {
+                let d = &printable[..len];
+                let (high, control) = pass(d, &mut specials);
+                assert!(!control, "{name} {len}");
+                assert_eq!((specials.clone(), high), plain_marks(d), "{name} {len}");
+                let ascii: Vec<u8> = d.iter().map(|&c| c & 0x7f | 0x20).collect();
+                let (high, _) = pass(&ascii, &mut specials);
+                assert_eq!(
+                    (specials.clone(), high),
+                    plain_marks(&ascii),
+                    "{name} {len}"
+                );
+                for at in [0, len / 2, len.saturating_sub(1)] {
+                    if at < len {
+                        let mut c = d.to_vec();
+                        c[at] = 0x1f;
+                        assert!(pass(&c, &mut specials).1, "{name} {len} {at}");
+                    }
+                }
+            }
         }
     }
 
