@@ -65,7 +65,17 @@ pub struct NumericCard {
     pub reg_covariance: f64,
     pub max_iterations: u64,
     pub tolerance: f64,
+    /// Restarts of the k-means that seeds each EM fit (the best clustering
+    /// is kept). Optional in a card; 1 when absent. linfa's own default is
+    /// 10, which made the seeding 59 % of a refit's cost for no measured
+    /// gain in detection (see ARCHITECTURE.md, numeric model).
+    #[serde(default = "default_kmeans_restarts")]
+    pub kmeans_restarts: usize,
     pub prior: NumericPrior,
+}
+
+fn default_kmeans_restarts() -> usize {
+    1
 }
 
 /// Documentation of one feature the source contributes.
@@ -123,8 +133,14 @@ impl ModelCard {
         {
             return bad("numeric.first_fit_after must be >= reservoir/2; refit_every and recency_window > 0");
         }
-        if !(n.reg_covariance > 0.0 && n.tolerance > 0.0 && n.max_iterations > 0) {
-            return bad("numeric.reg_covariance, tolerance and max_iterations must be > 0");
+        if !(n.reg_covariance > 0.0
+            && n.tolerance > 0.0
+            && n.max_iterations > 0
+            && n.kmeans_restarts > 0)
+        {
+            return bad(
+                "numeric.reg_covariance, tolerance, max_iterations and kmeans_restarts must be > 0",
+            );
         }
         if n.prior
             .as_array()
@@ -236,5 +252,19 @@ mod tests {
         ));
         let extra = format!("{}\nunknown_key = 1\n", BUILTIN[0].1);
         assert!(ModelCard::parse(&extra).is_err());
+    }
+
+    #[test]
+    fn kmeans_restarts_is_optional_and_positive() {
+        let card = BUILTIN[0].1;
+        assert!(card.contains("kmeans_restarts = 1\n"));
+        let absent = ModelCard::parse(&card.replace("kmeans_restarts = 1\n", "")).unwrap();
+        assert_eq!(absent.numeric.kmeans_restarts, 1);
+        let ten = ModelCard::parse(&card.replace("kmeans_restarts = 1", "kmeans_restarts = 10"));
+        assert_eq!(ten.unwrap().numeric.kmeans_restarts, 10);
+        assert!(matches!(
+            ModelCard::parse(&card.replace("kmeans_restarts = 1", "kmeans_restarts = 0")),
+            Err(CardError::Invalid { .. })
+        ));
     }
 }

@@ -521,6 +521,7 @@ impl<const N: usize, const T: usize> NumericModel<N, T> {
             .reg_covariance(card.reg_covariance)
             .max_n_iterations(card.max_iterations)
             .init_method(GmmInitMethod::KMeans)
+            .kmeans_n_runs(card.kmeans_restarts)
             .fit(&ds)
             .ok()
             .and_then(|m| Gmm::<N, T>::from_linfa(&m, center, scale));
