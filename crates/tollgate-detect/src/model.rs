@@ -29,7 +29,8 @@ use crate::features::{
 use crate::hash::{hash_bytes, mix2};
 use crate::numeric::{to_unit, NumericModel, D, FEATURE_NAMES};
 use crate::sketch::{
-    Decayed, Kind, PairFilter, PrincipalTable, SeenTable, TopLabels, KINDS, SLOT_BYTES,
+    CommonNetworks, Decayed, Kind, PairFilter, PrincipalCounts, PrincipalTable, SeenTable,
+    TopLabels, KINDS, SLOT_BYTES,
 };
 use crate::volume::{IntervalVerdict, IntervalVolume, SERIES};
 
@@ -254,18 +255,23 @@ pub struct TenantModel {
     first_ms: i64,
     last_ms: i64,
     seen: SeenTable,
+    /// Events per principal (decayed): "established", first-sighting surprisal.
+    counts: PrincipalCounts,
     /// (principal, network) and (principal, user agent) pairs seen.
     pairs: PairFilter,
+    /// The tenant's common client networks (offices, VPN).
+    common_nets: CommonNetworks,
     /// Decayed event totals per categorical kind (surprisal denominators).
     totals: [Decayed; KINDS],
     top_issuers: TopLabels,
     top_domains: TopLabels,
     principals: PrincipalTable,
-    /// Events per local hour of week.
-    hours: Vec<u32>,
+    /// Events per local hour of week (all bins halve when one would
+    /// overflow: only their proportions are used).
+    hours: Vec<u16>,
     hours_total: u64,
     /// Administrative events per local hour of week.
-    admin_hours: Vec<u32>,
+    admin_hours: Vec<u16>,
     admin_total: u64,
     sources: Vec<SourceModel>,
     calib: Vec<crate::calibrate::Calibrator>,
@@ -328,6 +334,13 @@ struct Facts {
     ua_count: u32,
     s_net: f64,
     s_ua: f64,
+    /// The user-agent family's count and decayed total in the tenant, and
+    /// its surprisal there.
+    ua_t_count: u32,
+    ua_t_total: f64,
+    /// The access score is the tenant-level user-agent surprisal.
+    access_by_tenant_ua: bool,
+    s_ua_t: f64,
     dom_count: u32,
     dom_total: f64,
     pd_count: u32,
@@ -354,6 +367,19 @@ struct Facts {
 /// 7: 90, 6: 190, 5: 721 false alerts).
 const PAIR_SLOT_SHARE: usize = 8;
 
+/// A user-agent family adds to the access score only while it is this rare
+/// in the tenant (at most one event in 1,024): a family a few percent of
+/// the tenant's users run is no evidence, even on a principal's first event.
+const UA_TENANT_MIN_BITS: f64 = 10.0;
+
+/// A principal's new network and user agent count only from a network that
+/// is not among the tenant's common ones: at least this share of its events.
+const COMMON_NET_SHARE: f64 = 1.0 / 64.0;
+
+/// The principal counts get one 4-byte slot per this many bytes of the
+/// budget: 2,048 principals (8 KiB) in the default 64 KiB.
+const PRINCIPAL_COUNT_SHARE: usize = 64;
+
 impl TenantModel {
     /// A cold model sized from `cfg`'s budget.
     pub fn new(tenant: TenantId, cfg: &CheckedConfig) -> Self {
@@ -362,6 +388,7 @@ impl TenantModel {
         let seed = mix2(c.seed, hash_bytes(0x5eed, tenant.as_str().as_bytes()));
         let principals = PrincipalTable::new((budget / 256).max(8));
         let tz = cfg.zone(&tenant);
+        let half_life_h = (c.categorical_half_life.0.as_secs() / 3600).max(1) as u32;
         let mut m = TenantModel {
             tenant,
             seed,
@@ -369,7 +396,9 @@ impl TenantModel {
             first_ms: i64::MIN,
             last_ms: i64::MIN,
             seen: SeenTable::new(4, 1),
+            counts: PrincipalCounts::new(budget / PRINCIPAL_COUNT_SHARE, half_life_h),
             pairs: PairFilter::new(budget / PAIR_SLOT_SHARE),
+            common_nets: CommonNetworks::default(),
             totals: [Decayed::default(); KINDS],
             top_issuers: TopLabels::default(),
             top_domains: TopLabels::default(),
@@ -391,7 +420,6 @@ impl TenantModel {
             + RESERVED_SOURCES * Self::source_cost(cfg)
             + (MAX_OPEN_EPISODES / 4) * 160;
         let slots = budget.saturating_sub(fixed) / SLOT_BYTES;
-        let half_life_h = (c.categorical_half_life.0.as_secs() / 3600).max(1) as u32;
         m.seen = SeenTable::new(slots.max(64), half_life_h);
         m
     }
@@ -427,6 +455,7 @@ impl TenantModel {
     /// Every time a bounded structure dropped live state to stay in budget.
     pub fn budget_hits(&self) -> u64 {
         self.seen.evictions
+            + self.counts.evictions
             + self.pairs.evictions
             + self.principals.evictions
             + self.counters.table_halvings
@@ -441,12 +470,14 @@ impl TenantModel {
     pub fn resident_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.seen.resident_bytes()
+            + self.counts.resident_bytes()
             + self.pairs.resident_bytes()
+            + self.common_nets.resident_bytes()
             + self.top_issuers.resident_bytes()
             + self.top_domains.resident_bytes()
             + self.principals.resident_bytes()
-            + self.hours.len() * 4
-            + self.admin_hours.len() * 4
+            + self.hours.len() * 2
+            + self.admin_hours.len() * 2
             + self
                 .sources
                 .iter()
@@ -739,7 +770,7 @@ impl TenantModel {
         // --- principal, windows, access
         let mut p_count = 0;
         if f.principal != 0 {
-            p_count = self.seen.touch(Kind::Principal, f.principal, hour).count;
+            p_count = self.counts.touch(f.principal, hour);
             facts.p_count = p_count;
         }
         let established = p_count >= c.principal_min_events;
@@ -763,8 +794,32 @@ impl TenantModel {
             facts.ua_count = u32::from(!new_ua);
             facts.s_ua = if new_ua { first } else { 0.0 };
         }
-        if established && f.client_net != 0 && f.ua != 0 {
+        let mut common_net = false;
+        if f.client_net != 0 {
+            common_net = self.common_nets.touch(f.client_net) >= COMMON_NET_SHARE;
+        }
+        // a network much of the tenant uses (an office, the VPN) is no
+        // evidence against a principal new to it
+        if established && f.client_net != 0 && f.ua != 0 && !common_net {
             raw[Detector::Access.index()] = facts.s_net.min(facts.s_ua);
+        }
+        // a user-agent family this tenant (nearly) never uses, from a new
+        // network and a new user agent for the principal: a token replayed
+        // with a tool, whatever the principal's own history (a stolen
+        // token of a user with a handful of events is still not "curl")
+        if f.ua != 0 {
+            let u = self.seen.touch(Kind::Ua, f.ua, hour);
+            let tot = self.totals[Kind::Ua as usize].add(now, hl_ms, 1.0) - 1.0;
+            facts.ua_t_count = u.count;
+            facts.ua_t_total = tot;
+            facts.s_ua_t = bits(tot + 2.0, f64::from(u.count) + 1.0).min(16.0);
+            if f.principal != 0 && new_net && new_ua && facts.s_ua_t >= UA_TENANT_MIN_BITS {
+                let r = &mut raw[Detector::Access.index()];
+                if facts.s_ua_t > *r {
+                    *r = facts.s_ua_t;
+                    facts.access_by_tenant_ua = true;
+                }
+            }
         }
 
         // --- destinations
@@ -979,10 +1034,10 @@ impl TenantModel {
         score
     }
 
-    fn count_hour(hours: &mut [u32], total: &mut u64, h: usize) {
+    fn count_hour(hours: &mut [u16], total: &mut u64, h: usize) {
         hours[h] += 1;
         *total += 1;
-        if hours[h] >= 1 << 30 {
+        if hours[h] >= 1 << 15 {
             *total = 0;
             for v in hours.iter_mut() {
                 *v /= 2;
@@ -994,7 +1049,7 @@ impl TenantModel {
     /// Probability of a local hour of week (smoothed over ±1 h, plus
     /// `pseudo` counts per bin); before a week of history, pooled by hour of
     /// day.
-    fn hour_share(hours: &[u32], total: u64, how: u8, age_ms: i64, pseudo: f64) -> f64 {
+    fn hour_share(hours: &[u16], total: u64, how: u8, age_ms: i64, pseudo: f64) -> f64 {
         let sm = |i: usize| {
             0.25 * f64::from(hours[(i + 167) % 168])
                 + 0.5 * f64::from(hours[i % 168])
@@ -1418,7 +1473,37 @@ impl TenantModel {
                         x.s_ua
                     ),
                 });
-                (principal.to_string(), format!("{principal} used network {net} and user agent {ua}, both new for this principal after {} of its events", x.p_count))
+                if x.access_by_tenant_ua {
+                    let families = self.seen.distinct(Kind::Ua).saturating_sub(1);
+                    ex.push(Contribution {
+                        feature: "user_agent_family_in_tenant".into(),
+                        value: ua.clone(),
+                        typical: format!(
+                            "{} user agent famil{} seen in tenant {}",
+                            families,
+                            if families == 1 { "y" } else { "ies" },
+                            self.tenant
+                        ),
+                        reason: format!(
+                            "{} after {} events of the tenant ({:.1} bits of surprise)",
+                            if x.ua_t_count == 0 {
+                                "first seen".to_string()
+                            } else {
+                                format!("seen {} times", x.ua_t_count)
+                            },
+                            thousands(x.ua_t_total.round() as u64),
+                            x.s_ua_t
+                        ),
+                    });
+                    let seen = if x.ua_t_count == 0 {
+                        "first seen".to_string()
+                    } else {
+                        format!("seen {} times before", x.ua_t_count)
+                    };
+                    (principal.to_string(), format!("{principal} used user agent {ua}, {seen} in tenant {} ({} events), from network {net}; both new for this principal after {} of its events", self.tenant, thousands(x.ua_t_total.round() as u64), x.p_count))
+                } else {
+                    (principal.to_string(), format!("{principal} used network {net} and user agent {ua}, both new for this principal after {} of its events", x.p_count))
+                }
             }
             Detector::Egress => {
                 let sm = self.sources.iter().find(|s| s.source == f.source);
@@ -1673,7 +1758,7 @@ mod tests {
 
     #[test]
     fn off_hours_share_pools_by_hour_of_day_in_the_first_week() {
-        let mut hours = vec![0u32; 168];
+        let mut hours = vec![0u16; 168];
         hours[10] = 700; // Monday 10:00 only
         let day = 86_400_000;
         let thursday10 = 3 * 24 + 10;

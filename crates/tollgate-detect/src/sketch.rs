@@ -33,9 +33,11 @@ pub enum Kind {
     Route = 9,
     /// A principal's administrative events (off-hours: "first admin use").
     PrincipalAdmin = 10,
+    /// User-agent families (family + OS) of the whole tenant.
+    Ua = 11,
 }
 
-pub const KINDS: usize = 11;
+pub const KINDS: usize = 12;
 
 /// What the table knew about a key before this touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +285,124 @@ impl PairFilter {
     }
 }
 
+/// How many events each principal has had, for "is this principal
+/// established" and the surprisal of its first sightings: a 16-bit
+/// fingerprint and a 16-bit count per slot (4 bytes), 8-way buckets, the
+/// weakest principal of a full bucket replaced (counted when it still had
+/// weight). Counts halve together once per half-life of event time.
+///
+/// Principals used to be counted in the [`SeenTable`] beside domains and
+/// issuers, at 8 bytes a slot: a tenant of a thousand users filled the
+/// table, an ordinary user's count was pushed out between two of its own
+/// events, and its principal never became established — a stolen token
+/// used from a new network and a new user agent then raised nothing. At 4
+/// bytes a principal, the default budget counts 2,048 of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrincipalCounts {
+    slots: Vec<u32>,
+    half_life_h: u32,
+    /// Event-time hour of the last halving (`u32::MAX` before the first event).
+    epoch_h: u32,
+    /// Principals with weight dropped from a full bucket: budget hits.
+    pub(crate) evictions: u64,
+}
+
+const COUNT_WAYS: usize = 8;
+
+impl PrincipalCounts {
+    /// About `slots` slots (rounded down to a multiple of 8, at least 8),
+    /// counts halving every `half_life_h` hours.
+    pub fn new(slots: usize, half_life_h: u32) -> Self {
+        PrincipalCounts {
+            slots: vec![0; (slots / COUNT_WAYS).max(1) * COUNT_WAYS],
+            half_life_h: half_life_h.max(1),
+            epoch_h: u32::MAX,
+            evictions: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn resident_bytes(&self) -> usize {
+        self.slots.len() * 4 + std::mem::size_of::<Self>()
+    }
+
+    #[inline]
+    fn locate(&self, h: u64) -> (usize, u32) {
+        let nb = (self.slots.len() / COUNT_WAYS) as u64;
+        let b = (((h & 0xffff_ffff) * nb) >> 32) as usize * COUNT_WAYS;
+        let fp = ((h >> 48) as u32).max(1);
+        (b, fp)
+    }
+
+    /// Halve every count once per elapsed half-life (a late event never
+    /// moves the clock back).
+    fn age(&mut self, hour: u32) {
+        if self.epoch_h == u32::MAX {
+            self.epoch_h = hour;
+            return;
+        }
+        if hour <= self.epoch_h {
+            return;
+        }
+        let halvings = (hour - self.epoch_h) / self.half_life_h;
+        if halvings == 0 {
+            return;
+        }
+        self.epoch_h += halvings * self.half_life_h;
+        let shift = halvings.min(16);
+        for s in &mut self.slots {
+            let c = (*s & 0xffff) >> shift;
+            *s = if c == 0 { 0 } else { (*s & 0xffff_0000) | c };
+        }
+    }
+
+    /// The principal's count before this event, then count it.
+    #[inline]
+    pub fn touch(&mut self, h: u64, hour: u32) -> u32 {
+        self.age(hour);
+        let (base, fp) = self.locate(h);
+        let mut victim = base;
+        let mut weakest = u32::MAX;
+        for i in base..base + COUNT_WAYS {
+            let s = self.slots[i];
+            if s == 0 {
+                // an empty slot beats any occupied one
+                if weakest > 0 {
+                    victim = i;
+                    weakest = 0;
+                }
+                continue;
+            }
+            let c = s & 0xffff;
+            if s >> 16 == fp {
+                self.slots[i] = (fp << 16) | (c + 1).min(0xffff);
+                return c;
+            }
+            if c < weakest {
+                victim = i;
+                weakest = c;
+            }
+        }
+        if self.slots[victim] != 0 {
+            self.evictions += 1;
+        }
+        self.slots[victim] = (fp << 16) | 1;
+        0
+    }
+
+    /// The principal's count, without counting.
+    pub fn peek(&self, h: u64) -> u32 {
+        let (base, fp) = self.locate(h);
+        self.slots[base..base + COUNT_WAYS]
+            .iter()
+            .find(|&&s| s >> 16 == fp)
+            .map_or(0, |s| s & 0xffff)
+    }
+}
+
 /// A count that decays continuously with event time (half-life in ms).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Decayed {
@@ -308,6 +428,70 @@ impl Decayed {
         self.value = v;
         self.last_ms = self.last_ms.max(now_ms);
         v
+    }
+}
+
+/// The networks most of a tenant's traffic comes from (offices, VPN
+/// egress), as a space-saving heavy-hitter list of 16 fingerprints with
+/// counts and their over-estimation bounds; all counts halve when the total
+/// passes 2²⁰, so the shares follow the tenant over time. "Is this network
+/// common here" is what tells a principal's first visit to the office
+/// network everyone uses from a first visit to a network nobody here uses;
+/// the rare networks (homes, attackers) are exactly the ones this list
+/// does not need to hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommonNetworks {
+    /// (fingerprint, count, over-estimate) per entry.
+    entries: Vec<(u32, u32, u32)>,
+    total: u32,
+}
+
+const COMMON_NETS: usize = 16;
+
+impl CommonNetworks {
+    pub fn resident_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + COMMON_NETS * 12
+    }
+
+    /// The share of the tenant's events surely from `key` before this
+    /// event, then count it.
+    #[inline]
+    pub fn touch(&mut self, key: u64) -> f64 {
+        let fp = ((key >> 32) as u32).max(1);
+        let total = self.total;
+        let share = |c: u32, e: u32| {
+            if total == 0 {
+                0.0
+            } else {
+                f64::from(c - e) / f64::from(total)
+            }
+        };
+        self.total += 1;
+        let r = if let Some(e) = self.entries.iter_mut().find(|e| e.0 == fp) {
+            let sh = share(e.1, e.2);
+            e.1 += 1;
+            sh
+        } else if self.entries.len() < COMMON_NETS {
+            self.entries.push((fp, 1, 0));
+            0.0
+        } else {
+            let m = self
+                .entries
+                .iter_mut()
+                .min_by_key(|e| e.1)
+                .expect("list is full");
+            *m = (fp, m.1 + 1, m.1);
+            0.0
+        };
+        if self.total >= 1 << 20 {
+            self.total = 0;
+            for e in &mut self.entries {
+                e.1 /= 2;
+                e.2 /= 2;
+                self.total += e.1;
+            }
+        }
+        r
     }
 }
 
@@ -378,11 +562,15 @@ fn truncate(s: &str) -> compact_str::CompactString {
     compact_str::CompactString::new(&s[..end])
 }
 
-/// Sliding-window state of one principal.
+/// Sliding-window state of one principal: 24 bytes (a 32-bit fingerprint
+/// of the principal and a 32-bit millisecond offset of its last event
+/// instead of the full key and time, which took 32).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PrincipalState {
-    pub key: u64,
-    pub last_ms: i64,
+    /// Fingerprint of the principal key (never 0; 0 = empty slot).
+    pub key: u32,
+    /// Event time of the last event: milliseconds after the table's base.
+    pub last: u32,
     /// Events in the last minute (exponentially decayed, tau = 60 s).
     pub rate: f32,
     /// Error events in the last minute (same decay).
@@ -403,11 +591,19 @@ pub const DEST_TAU_MS: f32 = 3_600_000.0;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrincipalTable {
     slots: Vec<PrincipalState>,
+    /// Event time (ms) that the slots' `last` offsets count from; moved
+    /// forward (and the offsets with it) before they could overflow.
+    base_ms: i64,
     pub(crate) evictions: u64,
 }
 
 const PWAYS: usize = 8;
 pub const PRINCIPAL_BYTES: usize = std::mem::size_of::<PrincipalState>();
+
+#[inline]
+fn principal_fp(key: u64) -> u32 {
+    ((key >> 32) as u32).max(1)
+}
 
 impl PrincipalTable {
     pub fn new(capacity: usize) -> Self {
@@ -415,6 +611,7 @@ impl PrincipalTable {
         let buckets = 1usize << (usize::BITS - 1 - buckets.leading_zeros());
         PrincipalTable {
             slots: vec![PrincipalState::default(); buckets * PWAYS],
+            base_ms: i64::MIN,
             evictions: 0,
         }
     }
@@ -423,11 +620,33 @@ impl PrincipalTable {
         self.slots.len() * PRINCIPAL_BYTES + std::mem::size_of::<Self>()
     }
 
+    /// `now_ms` as an offset from the base (0 for a late event before
+    /// it), rebasing when offsets near 2³¹ ms (about 25 days): every slot
+    /// moves back by the same amount, saturating at 0, where its windows
+    /// have long decayed to nothing.
+    #[inline]
+    fn offset(&mut self, now_ms: i64) -> u32 {
+        if self.base_ms == i64::MIN {
+            self.base_ms = now_ms;
+        }
+        let mut rel = now_ms - self.base_ms;
+        if rel >= 1 << 31 {
+            let shift = rel - (1 << 30);
+            self.base_ms += shift;
+            for s in &mut self.slots {
+                s.last = (i64::from(s.last) - shift).max(0) as u32;
+            }
+            rel -= shift;
+        }
+        rel.max(0) as u32
+    }
+
     /// The state of `key`, if tracked.
     pub fn peek(&self, key: u64) -> Option<&PrincipalState> {
         let nb = self.slots.len() / PWAYS;
         let base = ((key >> 17) as usize & (nb - 1)) * PWAYS;
-        self.slots[base..base + PWAYS].iter().find(|s| s.key == key)
+        let fp = principal_fp(key);
+        self.slots[base..base + PWAYS].iter().find(|s| s.key == fp)
     }
 
     /// The state of `key` (key must be non-zero), created if absent, with its
@@ -436,11 +655,13 @@ impl PrincipalTable {
     pub fn get(&mut self, key: u64, now_ms: i64) -> (&mut PrincipalState, bool) {
         let nb = self.slots.len() / PWAYS;
         let base = ((key >> 17) as usize & (nb - 1)) * PWAYS;
+        let fp = principal_fp(key);
+        let now_s = self.offset(now_ms);
         let mut hit = None;
         let mut victim = base;
         for i in base..base + PWAYS {
             let s = &self.slots[i];
-            if s.key == key {
+            if s.key == fp {
                 hit = Some(i);
                 break;
             }
@@ -448,7 +669,7 @@ impl PrincipalTable {
                 if self.slots[victim].key != 0 {
                     victim = i;
                 }
-            } else if self.slots[victim].key != 0 && s.last_ms < self.slots[victim].last_ms {
+            } else if self.slots[victim].key != 0 && s.last < self.slots[victim].last {
                 victim = i;
             }
         }
@@ -459,21 +680,21 @@ impl PrincipalTable {
                     self.evictions += 1;
                 }
                 self.slots[victim] = PrincipalState {
-                    key,
-                    last_ms: now_ms,
+                    key: fp,
+                    last: now_s,
                     ..Default::default()
                 };
                 (victim, true)
             }
         };
         let s = &mut self.slots[i];
-        let dt = (now_ms - s.last_ms).max(0) as f32;
-        if dt > 0.0 {
+        if now_s > s.last {
+            let dt = (now_s - s.last) as f32;
             let fr = (-dt / RATE_TAU_MS).exp();
             s.rate *= fr;
             s.errors *= fr;
             s.new_dests *= (-dt / DEST_TAU_MS).exp();
-            s.last_ms = now_ms;
+            s.last = now_s;
         }
         (s, created)
     }
@@ -483,6 +704,69 @@ impl PrincipalTable {
 mod tests {
     use super::*;
     use crate::hash::hash_u64;
+
+    #[test]
+    fn principal_counts_keep_the_strong_and_halve_per_half_life() {
+        let mut c = PrincipalCounts::new(8, 24);
+        let strong = hash_u64(1, 1);
+        for i in 0..40 {
+            assert_eq!(c.touch(strong, 0), i);
+        }
+        // one bucket of 8: a stream of one-off principals evicts each other,
+        // never the established one
+        for k in 0..100u64 {
+            c.touch(hash_u64(2, k), 1);
+        }
+        assert_eq!(c.peek(strong), 40);
+        assert!(c.evictions > 0, "drops are counted");
+        // a half-life later the count is halved (and keeps counting)
+        assert_eq!(c.touch(strong, 24), 20);
+        assert_eq!(c.peek(strong), 21);
+    }
+
+    #[test]
+    fn common_networks_are_the_ones_much_of_the_tenant_uses() {
+        let mut n = CommonNetworks::default();
+        let office = hash_u64(7, 1);
+        for k in 0..10_000u64 {
+            n.touch(office);
+            n.touch(hash_u64(8, k)); // a different home network each time
+        }
+        assert!(n.touch(office) > 0.45);
+        assert_eq!(n.touch(hash_u64(9, 1)), 0.0, "never seen");
+        // a home network seen once is not common, whatever it inherited
+        let home = hash_u64(8, 99_999);
+        n.touch(home);
+        assert!(n.touch(home) < 1.0 / 64.0);
+    }
+
+    #[test]
+    fn principal_windows_survive_rebasing() {
+        let mut t = PrincipalTable::new(8);
+        let k = hash_u64(3, 3);
+        let day = 86_400_000i64;
+        let (s, created) = t.get(k, 0);
+        assert!(created);
+        s.rate = 5.0;
+        // 60 s later the rate has decayed by e
+        let (s, _) = t.get(k, 60_000);
+        assert!(
+            (s.rate - 5.0 / std::f32::consts::E).abs() < 1e-3,
+            "{}",
+            s.rate
+        );
+        // 40 days later (offsets rebased past 2^31 ms) the same slot is found
+        let (s, created) = t.get(k, 40 * day);
+        assert!(!created);
+        assert!(s.rate < 1e-6);
+        s.rate = 2.0;
+        let (s, _) = t.get(k, 40 * day + 60_000);
+        assert!(
+            (s.rate - 2.0 / std::f32::consts::E).abs() < 1e-3,
+            "{}",
+            s.rate
+        );
+    }
 
     #[test]
     fn novelty_then_counts() {

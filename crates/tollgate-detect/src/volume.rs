@@ -256,7 +256,13 @@ impl IntervalVolume {
     }
 
     pub fn resident_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.det.iter().map(|d| d.resident_bytes()).sum::<usize>()
+        // the detectors are inline: only their per-bin vectors are extra
+        std::mem::size_of::<Self>()
+            + self
+                .det
+                .iter()
+                .map(|d| d.resident_bytes() - std::mem::size_of::<VolumeDetector>())
+                .sum::<usize>()
     }
 
     /// Count an event already known to fall in the open interval.
