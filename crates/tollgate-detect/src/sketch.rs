@@ -296,7 +296,7 @@ impl PairFilter {
 /// table, an ordinary user's count was pushed out between two of its own
 /// events, and its principal never became established — a stolen token
 /// used from a new network and a new user agent then raised nothing. At 4
-/// bytes a principal, the default budget counts 2,048 of them.
+/// bytes a principal, the default budget counts the 1,024 most active.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrincipalCounts {
     slots: Vec<u32>,
