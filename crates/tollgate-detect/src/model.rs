@@ -813,14 +813,17 @@ impl TenantModel {
         if f.ua != 0 {
             let u = self.seen.touch(Kind::Ua, f.ua, hour);
             let tot = self.totals[Kind::Ua as usize].add(now, hl_ms, 1.0) - 1.0;
-            facts.ua_t_count = u.count;
-            facts.ua_t_total = tot;
-            facts.s_ua_t = bits(tot + 2.0, f64::from(u.count) + 1.0).min(16.0);
-            if f.principal != 0 && new_net && new_ua && facts.s_ua_t >= UA_TENANT_MIN_BITS {
+            // the surprisal only for a candidate: the tenant's count and
+            // total are learned from every event, the log is not needed
+            if f.principal != 0 && new_net && new_ua {
+                let s_ua_t = bits(tot + 2.0, f64::from(u.count) + 1.0).min(16.0);
                 let r = &mut raw[Detector::Access.index()];
-                if facts.s_ua_t > *r {
-                    *r = facts.s_ua_t;
+                if s_ua_t >= UA_TENANT_MIN_BITS && s_ua_t > *r {
+                    *r = s_ua_t;
                     facts.access_by_tenant_ua = true;
+                    facts.ua_t_count = u.count;
+                    facts.ua_t_total = tot;
+                    facts.s_ua_t = s_ua_t;
                 }
             }
         }
@@ -1478,6 +1481,12 @@ impl TenantModel {
                 });
                 if x.access_by_tenant_ua {
                     let families = self.seen.distinct(Kind::Ua).saturating_sub(1);
+                    let seen = if x.ua_t_count == 0 {
+                        "first seen".to_string()
+                    } else {
+                        format!("seen {} times before", x.ua_t_count)
+                    };
+                    let events = thousands(x.ua_t_total.round() as u64);
                     ex.push(Contribution {
                         feature: "user_agent_family_in_tenant".into(),
                         value: ua.clone(),
@@ -1488,22 +1497,11 @@ impl TenantModel {
                             self.tenant
                         ),
                         reason: format!(
-                            "{} after {} events of the tenant ({:.1} bits of surprise)",
-                            if x.ua_t_count == 0 {
-                                "first seen".to_string()
-                            } else {
-                                format!("seen {} times", x.ua_t_count)
-                            },
-                            thousands(x.ua_t_total.round() as u64),
+                            "{seen} in {events} events of the tenant ({:.1} bits of surprise)",
                             x.s_ua_t
                         ),
                     });
-                    let seen = if x.ua_t_count == 0 {
-                        "first seen".to_string()
-                    } else {
-                        format!("seen {} times before", x.ua_t_count)
-                    };
-                    (principal.to_string(), format!("{principal} used user agent {ua}, {seen} in tenant {} ({} events), from network {net}; both new for this principal after {} of its events", self.tenant, thousands(x.ua_t_total.round() as u64), x.p_count))
+                    (principal.to_string(), format!("{principal} used user agent {ua}, {seen} in tenant {} ({events} events), from network {net}; both new for this principal after {} of its events", self.tenant, x.p_count))
                 } else {
                     (principal.to_string(), format!("{principal} used network {net} and user agent {ua}, both new for this principal after {} of its events", x.p_count))
                 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 #[repr(u8)]
 pub enum Kind {
     Issuer = 1,
-    Principal = 2,
+    // 2 was `Principal`: principals are counted in `PrincipalCounts`
     PrincipalNet = 3,
     PrincipalUa = 4,
     Domain = 5,
@@ -321,10 +321,6 @@ impl PrincipalCounts {
         }
     }
 
-    pub fn capacity(&self) -> usize {
-        self.slots.len()
-    }
-
     pub fn resident_bytes(&self) -> usize {
         self.slots.len() * 4 + std::mem::size_of::<Self>()
     }
@@ -458,19 +454,12 @@ impl CommonNetworks {
     #[inline]
     pub fn touch(&mut self, key: u64) -> f64 {
         let fp = ((key >> 32) as u32).max(1);
-        let total = self.total;
-        let share = |c: u32, e: u32| {
-            if total == 0 {
-                0.0
-            } else {
-                f64::from(c - e) / f64::from(total)
-            }
-        };
+        let total = f64::from(self.total.max(1));
         self.total += 1;
         let r = if let Some(e) = self.entries.iter_mut().find(|e| e.0 == fp) {
-            let sh = share(e.1, e.2);
             e.1 += 1;
-            sh
+            // the count surely earned here, before this event
+            f64::from(e.1 - 1 - e.2) / total
         } else if self.entries.len() < COMMON_NETS {
             self.entries.push((fp, 1, 0));
             0.0
