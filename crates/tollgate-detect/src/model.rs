@@ -40,6 +40,10 @@ const TUNNEL_TAU_MS: f64 = 600_000.0;
 /// A destination seen fewer times than this may start a beacon track.
 const BEACON_RARE: u32 = 32;
 const TRACKS: usize = 32;
+/// Admin sessions tracked at once (the most active kept).
+const ADMIN_TRACKS: usize = 8;
+/// Decay of a principal's admin-session count.
+const ADMIN_TAU_MS: f64 = 600_000.0;
 /// Sources whose fixed cost is reserved up front when sizing the tables.
 const RESERVED_SOURCES: usize = 2;
 
@@ -150,6 +154,19 @@ struct TunnelTrack {
     key: u64,
     hi: Decayed,
     entropy: f32,
+}
+
+/// A principal's administrative events in the last minutes (off-hours:
+/// an ordinary admin makes an admin call now and then; a session of dozens
+/// in a quiet hour is what an intruder with a stolen account does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct AdminTrack {
+    key: u64,
+    n: Decayed,
+    /// Off-hours bits of the hour the session began in.
+    start_bits: f32,
+    /// The session's largest count so far.
+    peak: f32,
 }
 
 /// 401/403 and 404 rates: last minute vs. the last day.
@@ -273,10 +290,15 @@ pub struct TenantModel {
     /// Administrative events per local hour of week.
     admin_hours: Vec<u16>,
     admin_total: u64,
+    /// The tenant's typical admin-session size (moving mean of ended
+    /// sessions' peak counts).
+    admin_typical: f32,
     sources: Vec<SourceModel>,
     calib: Vec<crate::calibrate::Calibrator>,
     beacons: Vec<BeaconTrack>,
     tunnels: Vec<TunnelTrack>,
+    /// Principals' recent admin sessions.
+    admin_tracks: Vec<AdminTrack>,
     episodes: Vec<Episode>,
     /// Entities on-call marked false positive ([`TenantModel::feedback`]).
     benign: Vec<Benign>,
@@ -352,6 +374,10 @@ struct Facts {
     tunnel_n: f64,
     tunnel_entropy: f32,
     hour_share: f64,
+    /// The principal's admin events in the last minutes (decayed), and the
+    /// tenant's typical session.
+    admin_session: f64,
+    admin_typical: f32,
     numeric_k: usize,
     x: [f32; D],
 }
@@ -366,6 +392,35 @@ struct Facts {
 /// (seed 2: 1,288 → 140); more than that starved the `SeenTable` (divisor
 /// 7: 90, 6: 190, 5: 721 false alerts).
 const PAIR_SLOT_SHARE: usize = 8;
+
+/// A tenant's typical admin-session size before it has shown its own.
+const ADMIN_TYPICAL_PRIOR: f32 = 1.5;
+
+/// The typical admin-session size after a session of `peak` events ended
+/// (a moving mean over sessions, so that one long session weighs as one).
+fn fold_session(typical: f32, peak: f32) -> f32 {
+    if peak <= 0.0 {
+        return typical;
+    }
+    typical + (peak.min(64.0) - typical) / 32.0
+}
+
+/// Surprisal (bits, at most 16) of at least `k` events from a Poisson
+/// count of mean `lambda`.
+fn poisson_tail_bits(lambda: f64, k: u32) -> f64 {
+    if k == 0 || lambda <= 0.0 {
+        return 0.0;
+    }
+    // P(N < k), summed term by term (k is a session size: small)
+    let mut term = (-lambda).exp();
+    let mut below = 0.0;
+    for i in 0..k {
+        below += term;
+        term *= lambda / f64::from(i + 1);
+    }
+    let tail = (1.0 - below).max(term);
+    (-tail.log2()).clamp(0.0, 16.0)
+}
 
 /// A user-agent family adds to the access score only while it is this rare
 /// in the tenant (at most one event in 1,024): a family a few percent of
@@ -410,10 +465,12 @@ impl TenantModel {
             hours_total: 0,
             admin_hours: vec![0; 168],
             admin_total: 0,
+            admin_typical: ADMIN_TYPICAL_PRIOR,
             sources: Vec::new(),
             calib: vec![Default::default(); Detector::COUNT],
             beacons: Vec::with_capacity(TRACKS),
             tunnels: Vec::with_capacity(TRACKS),
+            admin_tracks: Vec::with_capacity(ADMIN_TRACKS),
             episodes: Vec::new(),
             benign: Vec::new(),
             counters: TenantCounters::default(),
@@ -489,6 +546,7 @@ impl TenantModel {
             + self.calib.iter().map(|c| c.resident_bytes()).sum::<usize>()
             + TRACKS * std::mem::size_of::<BeaconTrack>()
             + TRACKS * std::mem::size_of::<TunnelTrack>()
+            + ADMIN_TRACKS * std::mem::size_of::<AdminTrack>()
             + self
                 .episodes
                 .iter()
@@ -945,24 +1003,10 @@ impl TenantModel {
         }
 
         // --- off-hours admin: the hour's share of all traffic and of admin
-        // traffic (geometric mean), relative to a uniform week
-        // A principal's admin history: a principal with many events of its
-        // own and no administrative one (an ordinary user) turning to
-        // administrative routes adds up to 3 bits, full weight from 128
-        // events (an admin at a few percent admin use has almost surely
-        // shown it by then).
-        let mut admin_bonus = 0.0;
-        if f.admin && f.principal != 0 {
-            // in the pair filter (most recently used first), where an admin's
-            // regular use keeps it; the `SeenTable` of a large tenant forgot
-            // admins between their admin sessions
-            let before = self
-                .pairs
-                .touch(mix2(f.principal, Kind::PrincipalAdmin as u64));
-            if established && !before {
-                admin_bonus = 3.0 * (f64::from(p_count) / 128.0).min(1.0);
-            }
-        }
+        // sessions (geometric mean), relative to a uniform week; then the
+        // principal's admin session so far against this tenant's typical
+        // session (an admin makes an admin call now and then; an intruder
+        // in a stolen account makes dozens, at night, in minutes).
         if f.admin && self.hours_total >= 100 {
             let share = Self::hour_share(
                 &self.hours,
@@ -984,18 +1028,31 @@ impl TenantModel {
             };
             facts.hour_share = share;
             let rel = (share * 168.0 * rel_admin).sqrt();
-            let hour_bits = (-(rel + 1e-4).log2()).clamp(0.0, 16.0);
-            // the bonus only adds to an hour that is already quiet: a
-            // first-time admin at a busy hour is not off-hours activity
+            let mut hour_bits = (-(rel + 1e-4).log2()).clamp(0.0, 16.0);
+            let mut session_bits = 0.0;
+            if f.principal != 0 {
+                // a session is judged by the hour it began in: its own
+                // events must not make its hour look busy
+                let (n, start_bits) = self.admin_session(f.principal, now, hour_bits as f32);
+                hour_bits = hour_bits.max(f64::from(start_bits));
+                session_bits = poisson_tail_bits(f64::from(self.admin_typical), n.round() as u32);
+                facts.admin_session = n;
+            }
+            facts.admin_typical = self.admin_typical;
+            // a session only counts at an hour that is already quiet: a
+            // busy admin at a busy hour is not off-hours activity
             raw[Detector::OffHours.index()] = if hour_bits >= 1.0 {
-                hour_bits + admin_bonus
+                hour_bits + session_bits
             } else {
                 hour_bits
             };
         }
         let h = usize::from(f.hour_of_week) % 168;
         Self::count_hour(&mut self.hours, &mut self.hours_total, h);
-        if f.admin {
+        // admin *sessions* per hour: counting every event of a session would
+        // let an intruder's own night of admin calls make the night look
+        // like admin time within minutes
+        if f.admin && facts.admin_session < 1.5 {
             Self::count_hour(&mut self.admin_hours, &mut self.admin_total, h);
         }
 
@@ -1172,6 +1229,56 @@ impl TenantModel {
         }
         self.tunnels[j] = t;
         &mut self.tunnels[j]
+    }
+
+    /// Count an admin event of `key` in its session (a new one begins
+    /// after a quiet spell, at `hour_bits`); returns the session's decayed
+    /// count including this event and the bits of the hour it began in.
+    /// The weakest session is replaced when all are taken (counted when it
+    /// was still live).
+    fn admin_session(&mut self, key: u64, now: i64, hour_bits: f32) -> (f64, f32) {
+        let i = match self.admin_tracks.iter().position(|t| t.key == key) {
+            Some(i) => i,
+            None => {
+                let t = AdminTrack {
+                    key,
+                    n: Decayed {
+                        value: 0.0,
+                        last_ms: now,
+                    },
+                    start_bits: hour_bits,
+                    peak: 0.0,
+                };
+                if self.admin_tracks.len() < ADMIN_TRACKS {
+                    self.admin_tracks.push(t);
+                    self.admin_tracks.len() - 1
+                } else {
+                    let (j, v) = self
+                        .admin_tracks
+                        .iter()
+                        .map(|t| t.n.at(now, ADMIN_TAU_MS))
+                        .enumerate()
+                        .min_by(|a, b| a.1.total_cmp(&b.1))
+                        .unwrap_or((0, 0.0));
+                    if v > 0.5 {
+                        self.counters.track_evictions += 1;
+                    }
+                    let old = std::mem::replace(&mut self.admin_tracks[j], t);
+                    self.admin_typical = fold_session(self.admin_typical, old.peak);
+                    j
+                }
+            }
+        };
+        let t = &mut self.admin_tracks[i];
+        if t.n.at(now, ADMIN_TAU_MS) < 0.5 {
+            // the previous session ended: it joins the tenant's typical size
+            self.admin_typical = fold_session(self.admin_typical, t.peak);
+            t.start_bits = hour_bits;
+            t.peak = 0.0;
+        }
+        let n = t.n.add(now, ADMIN_TAU_MS, 1.0);
+        t.peak = t.peak.max(n as f32);
+        (n, t.start_bits)
     }
 
     /// Resolve quiet episodes and close volume intervals up to `now_ms`.
@@ -1630,7 +1737,17 @@ impl TenantModel {
                     reason: "administrative route/app at an hour the tenant is rarely active"
                         .into(),
                 });
-                (principal.to_string(), format!("admin activity by {principal} on {when}, an hour with {:.3}% of tenant {t}'s traffic", x.hour_share * 100.0))
+                if x.admin_session >= 1.5 {
+                    ex.push(Contribution {
+                        feature: "admin_session".into(),
+                        value: format!("{:.0} admin calls in the last minutes", x.admin_session),
+                        typical: format!("{:.1} per session in this tenant", x.admin_typical),
+                        reason: "a run of administrative calls by one principal".into(),
+                    });
+                    (principal.to_string(), format!("{:.0} admin calls by {principal} in the last minutes (typical session here: {:.1}) on {when}, an hour with {:.3}% of tenant {t}'s traffic", x.admin_session, x.admin_typical, x.hour_share * 100.0))
+                } else {
+                    (principal.to_string(), format!("admin activity by {principal} on {when}, an hour with {:.3}% of tenant {t}'s traffic", x.hour_share * 100.0))
+                }
             }
             Detector::Volume => return,
         };
@@ -1755,6 +1872,68 @@ mod tests {
         assert_eq!(thousands(1_000_000), "1,000,000");
         assert_eq!(human_bytes(60_000_000.0), "57.2 MiB");
         assert_eq!(human_bytes(300.0), "300 B");
+    }
+
+    #[test]
+    fn poisson_tail_bits_grow_with_the_session() {
+        assert_eq!(poisson_tail_bits(1.5, 0), 0.0);
+        let b: Vec<f64> = (1..20).map(|k| poisson_tail_bits(1.5, k)).collect();
+        assert!(b.windows(2).all(|w| w[1] >= w[0]), "{b:?}");
+        // P(N >= 1 | 1.5) = 1 - e^-1.5
+        assert!((b[0] + (1.0 - (-1.5f64).exp()).log2()).abs() < 1e-9);
+        assert_eq!(b[18], 16.0, "capped");
+    }
+
+    #[test]
+    fn an_admin_session_in_a_quiet_hour_scores_where_one_admin_call_does_not() {
+        let cfg = DetectConfig::default().check().unwrap();
+        let t0 = 1_772_409_600_000i64; // a Monday, 00:00 UTC
+        let hour = 3_600_000i64;
+        let mut m = TenantModel::new(TenantId::new("acme").unwrap(), &cfg);
+        let mut cache = FeatureCache::new();
+        let mut out = Vec::new();
+        let mut call = |m: &mut TenantModel, ts: i64, who: &str, route: &str| {
+            let mut ev = Event::new(m.tenant.clone(), Source::Apigw, ms_to_utc(ts));
+            ev.principal = Some(who.into());
+            ev.method = Some("GET".into());
+            ev.route = Some(route.into());
+            ev.status = Some(200);
+            let sc = m.process(&ev, &cfg, &mut cache, &mut out);
+            sc.per_detector[Detector::OffHours.index()].raw
+        };
+        // a week of office hours (08:00-19:00, 30 calls an hour, one of
+        // them an admin's) and a trickle at night
+        for d in 0..7 {
+            for h in 0..24 {
+                let base = t0 + d * 24 * hour + h * hour;
+                let n = if (8..19).contains(&h) { 30 } else { 2 };
+                for i in 0..n {
+                    let user = format!("user{}", i % 20);
+                    call(&mut m, base + i * (hour / n), &user, "/items");
+                }
+                if (8..19).contains(&h) {
+                    call(&mut m, base + hour / 2 + 1, "admin0", "/admin/users");
+                }
+            }
+        }
+        let night = t0 + 7 * 24 * hour + 2 * hour;
+        // one admin call at 02:00: a quiet hour, but no session
+        let mut one = m.clone();
+        let single = call(&mut one, night, "user3", "/admin/users");
+        assert!(
+            single > 0.0 && single < cfg.config().floors.off_hours,
+            "{single}"
+        );
+        // a dozen in six minutes: its own calls do not make 02:00 look busy
+        let raws: Vec<f64> = (0..12)
+            .map(|i| call(&mut m, night + i * 30_000, "user3", "/admin/users"))
+            .collect();
+        assert!(raws[0] < cfg.config().floors.off_hours, "{raws:?}");
+        assert!(
+            raws[4] >= cfg.config().floors.off_hours,
+            "within five calls: {raws:?}"
+        );
+        assert!(raws.windows(2).all(|w| w[1] >= w[0]), "{raws:?}");
     }
 
     #[test]

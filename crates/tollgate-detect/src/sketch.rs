@@ -31,8 +31,8 @@ pub enum Kind {
     Signature = 7,
     QName = 8,
     Route = 9,
-    /// A principal's administrative events (off-hours: "first admin use").
-    PrincipalAdmin = 10,
+    // 10 was `PrincipalAdmin`: admins are counted in their own
+    // `PrincipalCounts`
     /// User-agent families (family + OS) of the whole tenant.
     Ua = 11,
 }
