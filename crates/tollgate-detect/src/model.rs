@@ -40,6 +40,8 @@ const TUNNEL_TAU_MS: f64 = 600_000.0;
 /// A destination seen fewer times than this may start a beacon track.
 const BEACON_RARE: u32 = 32;
 const TRACKS: usize = 32;
+/// Events over which a burst stream's dispersion is averaged.
+const BURST_DISPERSION_EVENTS: f32 = 256.0;
 /// Admin sessions tracked at once (the most active kept).
 const ADMIN_TRACKS: usize = 8;
 /// Decay of a principal's admin-session count.
@@ -176,6 +178,11 @@ struct Burst {
     auth_long: Decayed,
     nf_short: Decayed,
     nf_long: Decayed,
+    /// Mean excess of the last minute's count over the day's rate, seen at
+    /// each 401/403 (404) event: 0 for a Poisson stream, the dispersion
+    /// φ − 1 of a clustered one.
+    auth_excess: f32,
+    nf_excess: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -960,21 +967,28 @@ impl TenantModel {
             raw[Detector::Egress.index()] = rarity / 4.0 * (z - 1.0).max(0.0);
         }
 
-        // --- burst: 401/403 and 404 per minute vs. the day's rate
+        // --- burst: 401/403 and 404 per minute vs. the day's rate, as a
+        // quasi-Poisson deviance: divided by the tenant's own clustering
+        // (a browser's broken page brings its 404s in fives; a scanner
+        // brings them in hundreds)
         if f.auth_failure || f.not_found {
             let b = &mut sm.burst;
-            let (short, long, kind) = if f.auth_failure {
-                (&mut b.auth_short, &mut b.auth_long, 1)
+            let (short, long, excess, kind) = if f.auth_failure {
+                (&mut b.auth_short, &mut b.auth_long, &mut b.auth_excess, 1)
             } else {
-                (&mut b.nf_short, &mut b.nf_long, 2)
+                (&mut b.nf_short, &mut b.nf_long, &mut b.nf_excess, 2)
             };
-            let k = short.add(now, SHORT_TAU_MS, 1.0);
             let lambda = (long.at(now, LONG_TAU_MS) * SHORT_TAU_MS / LONG_TAU_MS).max(0.5);
+            let others = short.at(now, SHORT_TAU_MS);
+            let k = short.add(now, SHORT_TAU_MS, 1.0);
             long.add(now, LONG_TAU_MS, 1.0);
+            let phi = 1.0 + f64::from(*excess);
             if k > lambda {
                 raw[Detector::Burst.index()] =
-                    (k * (k / lambda).ln() - (k - lambda)) / std::f64::consts::LN_2;
+                    (k * (k / lambda).ln() - (k - lambda)) / std::f64::consts::LN_2 / phi;
             }
+            // learned after scoring, slowly: a burst does not excuse itself
+            *excess += (((others - lambda).max(0.0)) as f32 - *excess) / BURST_DISPERSION_EVENTS;
             facts.burst_k = k;
             facts.burst_lambda = lambda;
             facts.burst_kind = kind;
@@ -1934,6 +1948,50 @@ mod tests {
             "within five calls: {raws:?}"
         );
         assert!(raws.windows(2).all(|w| w[1] >= w[0]), "{raws:?}");
+    }
+
+    #[test]
+    fn a_tenant_whose_404s_come_in_clusters_is_judged_by_its_clusters() {
+        let cfg = DetectConfig::default().check().unwrap();
+        let t0 = 1_772_409_600_000i64;
+        let minute = 60_000i64;
+        let floor = cfg.config().floors.burst;
+        let run = |cluster: i64| {
+            let mut m = TenantModel::new(TenantId::new("acme").unwrap(), &cfg);
+            let (mut cache, mut out) = (FeatureCache::new(), Vec::new());
+            let mut call = |m: &mut TenantModel, ts: i64, status: u16| {
+                let mut ev = Event::new(m.tenant.clone(), Source::Apigw, ms_to_utc(ts));
+                ev.principal = Some("user1".into());
+                ev.method = Some("GET".into());
+                ev.route = Some("/items/{id}".into());
+                ev.status = Some(status);
+                m.process(&ev, &cfg, &mut cache, &mut out).per_detector[Detector::Burst.index()].raw
+            };
+            // two days: a 404 cluster of `cluster` every 20 minutes
+            let mut worst: f64 = 0.0;
+            for i in 0..(2 * 24 * 3) {
+                let base = t0 + i * 20 * minute;
+                call(&mut m, base, 200);
+                for j in 0..cluster {
+                    let r = call(&mut m, base + 1000 + j * 2000, 404);
+                    if i > 24 * 3 {
+                        worst = worst.max(r);
+                    }
+                }
+            }
+            // then a scanner: 60 404s in a minute
+            let end = t0 + 2 * 24 * 60 * minute + 7 * minute;
+            let scan = (0..60)
+                .map(|j| call(&mut m, end + j * 1000, 404))
+                .fold(0.0f64, f64::max);
+            (worst, scan)
+        };
+        let (clustered, scan) = run(5);
+        assert!(clustered < floor, "a familiar cluster: {clustered}");
+        assert!(scan >= floor, "a scanner still: {scan}");
+        // the same five with 404s otherwise alone: not the tenant's habit
+        let (_, scan_single) = run(1);
+        assert!(scan_single >= scan, "{scan_single} vs {scan}");
     }
 
     #[test]
