@@ -169,6 +169,8 @@ struct AdminTrack {
     start_bits: f32,
     /// The session's largest count so far.
     peak: f32,
+    /// Admin calls since the session began.
+    calls: u32,
 }
 
 /// 401/403 and 404 rates: last minute vs. the last day.
@@ -385,6 +387,8 @@ struct Facts {
     /// tenant's typical session.
     admin_session: f64,
     admin_typical: f32,
+    /// Admin calls in the principal's session so far.
+    admin_calls: u32,
     numeric_k: usize,
     x: [f32; D],
 }
@@ -1047,7 +1051,8 @@ impl TenantModel {
             if f.principal != 0 {
                 // a session is judged by the hour it began in: its own
                 // events must not make its hour look busy
-                let (n, start_bits) = self.admin_session(f.principal, now, hour_bits as f32);
+                let (n, start_bits, calls) = self.admin_session(f.principal, now, hour_bits as f32);
+                facts.admin_calls = calls;
                 hour_bits = hour_bits.max(f64::from(start_bits));
                 session_bits = poisson_tail_bits(f64::from(self.admin_typical), n.round() as u32);
                 facts.admin_session = n;
@@ -1247,10 +1252,11 @@ impl TenantModel {
 
     /// Count an admin event of `key` in its session (a new one begins
     /// after a quiet spell, at `hour_bits`); returns the session's decayed
-    /// count including this event and the bits of the hour it began in.
+    /// count including this event, the bits of the hour it began in and
+    /// its calls so far.
     /// The weakest session is replaced when all are taken (counted when it
     /// was still live).
-    fn admin_session(&mut self, key: u64, now: i64, hour_bits: f32) -> (f64, f32) {
+    fn admin_session(&mut self, key: u64, now: i64, hour_bits: f32) -> (f64, f32, u32) {
         let i = match self.admin_tracks.iter().position(|t| t.key == key) {
             Some(i) => i,
             None => {
@@ -1262,6 +1268,7 @@ impl TenantModel {
                     },
                     start_bits: hour_bits,
                     peak: 0.0,
+                    calls: 0,
                 };
                 if self.admin_tracks.len() < ADMIN_TRACKS {
                     self.admin_tracks.push(t);
@@ -1289,10 +1296,12 @@ impl TenantModel {
             self.admin_typical = fold_session(self.admin_typical, t.peak);
             t.start_bits = hour_bits;
             t.peak = 0.0;
+            t.calls = 0;
         }
         let n = t.n.add(now, ADMIN_TAU_MS, 1.0);
         t.peak = t.peak.max(n as f32);
-        (n, t.start_bits)
+        t.calls = t.calls.saturating_add(1);
+        (n, t.start_bits, t.calls)
     }
 
     /// Resolve quiet episodes and close volume intervals up to `now_ms`.
@@ -1754,11 +1763,11 @@ impl TenantModel {
                 if x.admin_session >= 1.5 {
                     ex.push(Contribution {
                         feature: "admin_session".into(),
-                        value: format!("{:.0} admin calls in the last minutes", x.admin_session),
+                        value: format!("{} admin calls in this session", x.admin_calls),
                         typical: format!("{:.1} per session in this tenant", x.admin_typical),
                         reason: "a run of administrative calls by one principal".into(),
                     });
-                    (principal.to_string(), format!("{:.0} admin calls by {principal} in the last minutes (typical session here: {:.1}) on {when}, an hour with {:.3}% of tenant {t}'s traffic", x.admin_session, x.admin_typical, x.hour_share * 100.0))
+                    (principal.to_string(), format!("{} admin calls by {principal} in one session (typical session here: {:.1}) on {when}, an hour with {:.3}% of tenant {t}'s traffic", x.admin_calls, x.admin_typical, x.hour_share * 100.0))
                 } else {
                     (principal.to_string(), format!("admin activity by {principal} on {when}, an hour with {:.3}% of tenant {t}'s traffic", x.hour_share * 100.0))
                 }
