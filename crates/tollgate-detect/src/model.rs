@@ -413,6 +413,36 @@ struct Facts {
 /// 7: 90, 6: 190, 5: 721 false alerts).
 const PAIR_SLOT_SHARE: usize = 8;
 
+/// The index of the track `is` finds in `tracks`, or of `fresh` put in a
+/// free place (at most `cap`) or in place of the weakest track, which is
+/// returned (an eviction is counted when it still had weight above 0.5).
+fn claim_track<T>(
+    tracks: &mut Vec<T>,
+    cap: usize,
+    is: impl Fn(&T) -> bool,
+    weight: impl Fn(&T) -> f64,
+    fresh: T,
+    evictions: &mut u64,
+) -> (usize, Option<T>) {
+    if let Some(i) = tracks.iter().position(is) {
+        return (i, None);
+    }
+    if tracks.len() < cap {
+        tracks.push(fresh);
+        return (tracks.len() - 1, None);
+    }
+    let (j, w) = tracks
+        .iter()
+        .map(weight)
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 0.0));
+    if w > 0.5 {
+        *evictions += 1;
+    }
+    (j, Some(std::mem::replace(&mut tracks[j], fresh)))
+}
+
 /// A tenant's typical admin-session size before it has shown its own.
 const ADMIN_TYPICAL_PRIOR: f32 = 1.5;
 
@@ -1225,10 +1255,7 @@ impl TenantModel {
     }
 
     fn tunnel_track(&mut self, key: u64, now: i64) -> &mut TunnelTrack {
-        if let Some(i) = self.tunnels.iter().position(|t| t.key == key) {
-            return &mut self.tunnels[i];
-        }
-        let t = TunnelTrack {
+        let fresh = TunnelTrack {
             key,
             hi: Decayed {
                 value: 0.0,
@@ -1236,27 +1263,15 @@ impl TenantModel {
             },
             entropy: 0.0,
         };
-        if self.tunnels.len() < TRACKS {
-            self.tunnels.push(t);
-            let n = self.tunnels.len() - 1;
-            return &mut self.tunnels[n];
-        }
-        let (j, live) = self
-            .tunnels
-            .iter()
-            .enumerate()
-            .min_by(|a, b| {
-                a.1.hi
-                    .at(now, TUNNEL_TAU_MS)
-                    .total_cmp(&b.1.hi.at(now, TUNNEL_TAU_MS))
-            })
-            .map(|(j, t)| (j, t.hi.at(now, TUNNEL_TAU_MS) > 0.5))
-            .unwrap_or((0, false));
-        if live {
-            self.counters.track_evictions += 1;
-        }
-        self.tunnels[j] = t;
-        &mut self.tunnels[j]
+        let (i, _) = claim_track(
+            &mut self.tunnels,
+            TRACKS,
+            |t| t.key == key,
+            |t| t.hi.at(now, TUNNEL_TAU_MS),
+            fresh,
+            &mut self.counters.track_evictions,
+        );
+        &mut self.tunnels[i]
     }
 
     /// Count an admin event of `key` in its session (a new one begins
@@ -1266,39 +1281,27 @@ impl TenantModel {
     /// The weakest session is replaced when all are taken (counted when it
     /// was still live).
     fn admin_session(&mut self, key: u64, now: i64, hour_bits: f32) -> (f64, f32, u32) {
-        let i = match self.admin_tracks.iter().position(|t| t.key == key) {
-            Some(i) => i,
-            None => {
-                let t = AdminTrack {
-                    key,
-                    n: Decayed {
-                        value: 0.0,
-                        last_ms: now,
-                    },
-                    start_bits: hour_bits,
-                    peak: 0.0,
-                    calls: 0,
-                };
-                if self.admin_tracks.len() < ADMIN_TRACKS {
-                    self.admin_tracks.push(t);
-                    self.admin_tracks.len() - 1
-                } else {
-                    let (j, v) = self
-                        .admin_tracks
-                        .iter()
-                        .map(|t| t.n.at(now, ADMIN_TAU_MS))
-                        .enumerate()
-                        .min_by(|a, b| a.1.total_cmp(&b.1))
-                        .unwrap_or((0, 0.0));
-                    if v > 0.5 {
-                        self.counters.track_evictions += 1;
-                    }
-                    let old = std::mem::replace(&mut self.admin_tracks[j], t);
-                    self.admin_typical = fold_session(self.admin_typical, old.peak);
-                    j
-                }
-            }
+        let fresh = AdminTrack {
+            key,
+            n: Decayed {
+                value: 0.0,
+                last_ms: now,
+            },
+            start_bits: hour_bits,
+            peak: 0.0,
+            calls: 0,
         };
+        let (i, replaced) = claim_track(
+            &mut self.admin_tracks,
+            ADMIN_TRACKS,
+            |t| t.key == key,
+            |t| t.n.at(now, ADMIN_TAU_MS),
+            fresh,
+            &mut self.counters.track_evictions,
+        );
+        if let Some(old) = replaced {
+            self.admin_typical = fold_session(self.admin_typical, old.peak);
+        }
         let t = &mut self.admin_tracks[i];
         if t.n.at(now, ADMIN_TAU_MS) < 0.5 {
             // the previous session ended: it joins the tenant's typical size
