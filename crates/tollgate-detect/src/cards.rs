@@ -57,8 +57,15 @@ pub struct NumericCard {
     pub reservoir: usize,
     /// Events of this source before the first fit.
     pub first_fit_after: u64,
-    /// Events between refits.
+    /// Events between refits once the model is mature.
     pub refit_every: u64,
+    /// While young, the model refits each time its source's event count
+    /// has grown by this factor (`first_fit_after`, × this, …) until fits
+    /// are `refit_every` apart. Optional in a card; 4 when absent (2 doubled
+    /// the young model's fitting cost, 7 % of all detection instructions,
+    /// for no scenario's recall or false alerts; see ARCHITECTURE.md).
+    #[serde(default = "default_refit_growth")]
+    pub refit_growth: u64,
     /// Mean age (in events) of a reservoir member once the reservoir is full.
     pub recency_window: u64,
     /// Added to the covariance diagonal (standardized units).
@@ -76,6 +83,10 @@ pub struct NumericCard {
 
 fn default_kmeans_restarts() -> usize {
     1
+}
+
+fn default_refit_growth() -> u64 {
+    4
 }
 
 /// Documentation of one feature the source contributes.
@@ -132,6 +143,9 @@ impl ModelCard {
         if n.first_fit_after < n.reservoir as u64 / 2 || n.refit_every == 0 || n.recency_window == 0
         {
             return bad("numeric.first_fit_after must be >= reservoir/2; refit_every and recency_window > 0");
+        }
+        if !(2..=16).contains(&n.refit_growth) {
+            return bad("numeric.refit_growth must be 2..=16");
         }
         if !(n.reg_covariance > 0.0
             && n.tolerance > 0.0
