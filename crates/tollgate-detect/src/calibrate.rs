@@ -50,10 +50,30 @@ impl Calibrator {
     /// the score is zero).
     #[inline]
     pub fn grade(&self, raw: f64) -> f64 {
+        self.grade_at(raw, position(raw))
+    }
+
+    /// Add a raw score to the history.
+    #[inline]
+    pub fn observe(&mut self, raw: f64) {
+        self.observe_at(position(raw));
+    }
+
+    /// [`Calibrator::grade`], then [`Calibrator::observe`], locating the
+    /// score's bin once (the hot path: every event, every detector).
+    #[inline]
+    pub fn grade_and_observe(&mut self, raw: f64) -> f64 {
+        let pos = position(raw);
+        let g = self.grade_at(raw, pos);
+        self.observe_at(pos);
+        g
+    }
+
+    #[inline]
+    fn grade_at(&self, raw: f64, pos: f64) -> f64 {
         if self.total == 0 || raw.is_nan() || raw <= 0.0 {
             return 0.0;
         }
-        let pos = bin_pos(raw);
         if pos < 1.0 {
             // between 0 and LO: everything at zero is below
             return f64::from(self.counts[0]) / f64::from(self.total);
@@ -64,18 +84,12 @@ impl Calibrator {
         (below as f64 + frac * f64::from(self.counts[b])) / f64::from(self.total)
     }
 
-    /// Add a raw score to the history.
     #[inline]
-    pub fn observe(&mut self, raw: f64) {
-        let b = if raw > 0.0 {
-            let pos = bin_pos(raw);
-            if pos < 1.0 {
-                0
-            } else {
-                (pos as usize).min(BINS - 1)
-            }
-        } else {
+    fn observe_at(&mut self, pos: f64) {
+        let b = if pos < 1.0 {
             0
+        } else {
+            (pos as usize).min(BINS - 1)
         };
         self.counts[b] += 1;
         self.total += 1;
@@ -86,6 +100,17 @@ impl Calibrator {
                 self.total += *c;
             }
         }
+    }
+}
+
+/// [`bin_pos`] for a positive score; 0 (the zero bin) for zero, negative
+/// and NaN scores, without a logarithm.
+#[inline]
+fn position(raw: f64) -> f64 {
+    if raw > 0.0 {
+        bin_pos(raw)
+    } else {
+        0.0
     }
 }
 
@@ -105,6 +130,23 @@ mod tests {
         assert!(c.grade(20.0) > 0.999);
         assert_eq!(c.grade(0.0), 0.0);
         assert!(c.grade(1.0) < c.grade(2.0));
+    }
+
+    #[test]
+    fn grade_and_observe_is_grade_then_observe() {
+        let (mut a, mut b) = (Calibrator::default(), Calibrator::default());
+        for i in 0..5000u32 {
+            let raw = match i % 7 {
+                0 => 0.0,
+                1 => f64::NAN,
+                2 => 0.004,
+                _ => f64::from(i % 997) * 0.37,
+            };
+            let g = b.grade(raw);
+            b.observe(raw);
+            assert_eq!(a.grade_and_observe(raw).to_bits(), g.to_bits(), "{raw}");
+        }
+        assert_eq!(a, b);
     }
 
     #[test]

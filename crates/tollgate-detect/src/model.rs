@@ -1124,9 +1124,7 @@ impl TenantModel {
                 continue;
             }
             let r = raw[d.index()];
-            let cal = &mut self.calib[d.index()];
-            let g = cal.grade(r);
-            cal.observe(r);
+            let g = self.calib[d.index()].grade_and_observe(r);
             score.per_detector[d.index()] = DetectorScore { raw: r, grade: g };
             let floor = c.floors.get(d);
             if r >= floor && r > 0.0 {
@@ -1363,8 +1361,7 @@ impl TenantModel {
         let mut pending: Vec<(IntervalVerdict, f64)> = Vec::new();
         self.sources[si].volume.close_until(now, iv, how, |v| {
             let r = if v.score.z > 0.0 { v.score.score } else { 0.0 };
-            let g = calib.grade(r);
-            calib.observe(r);
+            let g = calib.grade_and_observe(r);
             if r >= floor && g >= c.grade_threshold {
                 pending.push((v, g));
             }
