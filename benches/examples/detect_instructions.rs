@@ -18,8 +18,16 @@ fn main() {
     let (mut engine, hot, _pool) = tollgate_benches::warm_detect();
     // as the criterion bench does: each pass later than the one before
     let batches: Vec<_> = (0..passes).map(|p| shifted(&hot, p as u32)).collect();
+    let t = std::time::Instant::now();
     let n = hot_passes(&mut engine, &batches);
-    println!("{} events, {n} updates", passes * hot.len());
+    let secs = t.elapsed().as_secs_f64();
+    let events = passes * hot.len();
+    // wall clock of the passes alone: noisy on a shared machine, unlike the
+    // instruction count, so compare builds interleaved, several runs each
+    println!(
+        "{events} events, {n} updates, {secs:.3} s, {:.0} events/s",
+        events as f64 / secs
+    );
 }
 
 /// The measured part: with `--toggle-collect=*hot_passes` callgrind counts
