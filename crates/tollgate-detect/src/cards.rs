@@ -268,33 +268,55 @@ mod tests {
         assert!(ModelCard::parse(&extra).is_err());
     }
 
+    /// An optional card field: the built-in card states it as `line`;
+    /// without it the card parses with `default`; `other` parses to
+    /// `other_value`; every line in `bad` is rejected as invalid.
+    fn optional_field(
+        line: &str,
+        default: u64,
+        other: &str,
+        other_value: u64,
+        bad: &[&str],
+        get: fn(&NumericCard) -> u64,
+    ) {
+        let card = BUILTIN[0].1;
+        assert!(card.contains(&format!("{line}\n")), "{line}");
+        let absent = ModelCard::parse(&card.replace(&format!("{line}\n"), "")).unwrap();
+        assert_eq!(get(&absent.numeric), default, "{line} absent");
+        let set = ModelCard::parse(&card.replace(line, other)).unwrap();
+        assert_eq!(get(&set.numeric), other_value, "{other}");
+        for b in bad {
+            assert!(
+                matches!(
+                    ModelCard::parse(&card.replace(line, b)),
+                    Err(CardError::Invalid { .. })
+                ),
+                "{b}"
+            );
+        }
+    }
+
     #[test]
     fn kmeans_restarts_is_optional_and_positive() {
-        let card = BUILTIN[0].1;
-        assert!(card.contains("kmeans_restarts = 1\n"));
-        let absent = ModelCard::parse(&card.replace("kmeans_restarts = 1\n", "")).unwrap();
-        assert_eq!(absent.numeric.kmeans_restarts, 1);
-        let ten = ModelCard::parse(&card.replace("kmeans_restarts = 1", "kmeans_restarts = 10"));
-        assert_eq!(ten.unwrap().numeric.kmeans_restarts, 10);
-        assert!(matches!(
-            ModelCard::parse(&card.replace("kmeans_restarts = 1", "kmeans_restarts = 0")),
-            Err(CardError::Invalid { .. })
-        ));
+        optional_field(
+            "kmeans_restarts = 1",
+            1,
+            "kmeans_restarts = 10",
+            10,
+            &["kmeans_restarts = 0"],
+            |n| n.kmeans_restarts as u64,
+        );
     }
 
     #[test]
     fn refit_growth_is_optional_and_bounded() {
-        let card = BUILTIN[0].1;
-        assert!(card.contains("refit_growth = 4\n"));
-        let absent = ModelCard::parse(&card.replace("refit_growth = 4\n", "")).unwrap();
-        assert_eq!(absent.numeric.refit_growth, 4);
-        let two = ModelCard::parse(&card.replace("refit_growth = 4", "refit_growth = 2"));
-        assert_eq!(two.unwrap().numeric.refit_growth, 2);
-        for bad in ["refit_growth = 1", "refit_growth = 17"] {
-            assert!(matches!(
-                ModelCard::parse(&card.replace("refit_growth = 4", bad)),
-                Err(CardError::Invalid { .. })
-            ));
-        }
+        optional_field(
+            "refit_growth = 4",
+            4,
+            "refit_growth = 2",
+            2,
+            &["refit_growth = 1", "refit_growth = 17"],
+            |n| n.refit_growth,
+        );
     }
 }

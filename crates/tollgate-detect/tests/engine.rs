@@ -151,6 +151,9 @@ impl Gen {
     }
     fn admin_api(&mut self) -> Event {
         let p = self.below(3);
+        self.admin_api_by(p)
+    }
+    fn admin_api_by(&mut self, p: usize) -> Event {
         let mut e = self.api(p);
         e.route = Some("/admin/settings".into());
         e
@@ -429,9 +432,7 @@ fn off_hours_admin_activity_fires() {
     let evs: Vec<Event> = (0..3)
         .map(|_| {
             g.now += 30_000;
-            let mut e = g.api(1);
-            e.route = Some("/admin/settings".into());
-            e
+            g.admin_api_by(1)
         })
         .collect();
     // one admin call at 03:00 on a Sunday is quiet-hour activity, not yet

@@ -160,7 +160,6 @@ pub struct TableRun {
 ///   counts, the product cards' schedule until 2026-11 (smtp 0.9048 →
 ///   0.898 AUROC at 4, under its bar; the tables are short streams, so the
 ///   young model's fits matter more than in a long-running tenant);
-///
 /// - `components` 4 (the model's maximum) instead of 3: a table's normal
 ///   rows have more kinds than one source's API calls;
 /// - `refit_every` 4,096 instead of 16,384 events: the mixture follows a

@@ -84,8 +84,7 @@ impl Runner {
         let mut out = SeriesRun::default();
         for (t, &v) in ts.iter().zip(values) {
             let s = d.feed(t.and_utc(), v);
-            let g = cal.grade(s.score);
-            cal.observe(s.score);
+            let g = cal.grade_and_observe(s.score);
             out.raw.push(s.score);
             out.grade.push(g);
             out.expected.push(s.expected);
