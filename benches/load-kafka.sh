@@ -9,7 +9,7 @@
 # 2. throughput: `tollgate run` consumes the same topic (new group) and
 #    scores every event; sustained events/s from the first to the last scored
 #    (one event per record, so records/s = events/s);
-# 3. latency: Tollgate consumes while the producer paces records at half of
+# 3. latency (fresh broker): Tollgate consumes while the producer paces records at half of
 #    Tollgate's measured rate; p50/p99 from the record's Kafka timestamp to
 #    the record fully processed (tollgate_kafka_end_to_end_seconds), the
 #    part inside Tollgate (tollgate_processing_latency_seconds), and the
@@ -33,12 +33,26 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-port=$(free_port)
-broker="127.0.0.1:$port"
-"$TOLLGATE_TANSU_BIN" broker --listener-url "tcp://$broker" --advertised-listener-url "tcp://$broker" \
-  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+# A fresh broker per step: tansu's in-memory engine spends CPU in proportion
+# to the batches it already holds (see PACED below), so a step run after
+# another would measure the broker's ballast, not Tollgate.
+start_broker() {
+  if [ -n "${TANSU_PID:-}" ]; then kill "$TANSU_PID"; wait "$TANSU_PID" 2>/dev/null || true; fi
+  local port; port=$(free_port)
+  broker="127.0.0.1:$port"
+  "$TOLLGATE_TANSU_BIN" broker --listener-url "tcp://$broker" --advertised-listener-url "tcp://$broker" \
+    --storage-engine memory://tansu/ >>"$work/tansu.log" 2>&1 &
+  TANSU_PID=$!
+  pids+=($TANSU_PID)
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+}
+# The paced producer's batching (librdkafka properties). With the default
+# linger.ms=5, sending each millisecond's due records makes ~800 small
+# batches/s, and tansu's CPU grows with every batch it stores (from 10 % to
+# a whole core over 30 s at 56k records/s, measured); lingering 25 ms stores
+# a fifth as many. The linger is inside the measured latency (the record's
+# timestamp is taken when it is handed to the producer).
+PACED="${PACED:-linger.ms=25}"
 
 topic() { "$TOLLGATE_TANSU_BIN" topic create "$1" --broker "tcp://$broker" --partitions "$PARTS" >/dev/null; }
 
@@ -91,6 +105,7 @@ wait_scored() { # N -> prints seconds from first to last scored event
   python3 -c "d=max($now-$first,1e-9); print(f'{d:.2f} {($n-$first_c)/d:.0f}')"
 }
 
+start_broker
 echo "== producing $EVENTS events to $PARTS partitions (tansu at $broker)"
 topic bench
 "$LOAD" produce "$broker" bench "$EVENTS" 100
@@ -109,6 +124,7 @@ echo "tollgate scored $EVENTS events: ${rate}/s over ${secs} s = $(python3 -c "p
 echo "== 3. latency at half of Tollgate's rate"
 half=$((rate / 2))
 lat_events=$((half * 30))
+start_broker
 topic latency
 start_tollgate latency tg2
 # Produce only once the consumer holds its partitions: records produced
@@ -117,7 +133,7 @@ for _ in $(seq 300); do
   [ "$(metric tollgate_kafka_rebalances "$ADMIN")" -ge 1 ] && break
   sleep 0.1
 done
-"$LOAD" produce "$broker" latency "$lat_events" 100 "$half" 2
+"$LOAD" produce "$broker" latency "$lat_events" 100 "$half" 2 "$PACED"
 wait_scored "$lat_events" >/dev/null
 curl -s "http://$ADMIN/metrics" >"$work/latency-metrics"
 kill -TERM "$TG_PID"; wait "$TG_PID" || true
@@ -146,15 +162,17 @@ print(f"end-to-end latency over {e2e[-1][1]:.0f} records: p50 {q(e2e, 0.5)*1000:
 PY
 # The floor under that: a bare consumer (no processing) at the same paced
 # rate, from the record's timestamp to its receipt.
+start_broker
 topic floor
 "$LOAD" stream "$broker" floor "$lat_events" "session.timeout.ms=6000,heartbeat.interval.ms=1000,fetch.wait.max.ms=50" >"$work/floor" &
 floor_pid=$!
 sleep 4
-"$LOAD" produce "$broker" floor "$lat_events" 100 "$half" 2 >/dev/null
+"$LOAD" produce "$broker" floor "$lat_events" 100 "$half" 2 "$PACED" >/dev/null
 wait "$floor_pid"
 echo "floor, bare consumer at the same rate: $(cat "$work/floor")"
 
 echo "== 4. resident memory with 10,000 tenants"
+start_broker
 topic tenants
 "$LOAD" produce "$broker" tenants 1000000 10000 0 3 >/dev/null
 start_tollgate tenants tg3

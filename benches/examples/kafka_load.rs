@@ -1,10 +1,11 @@
 //! Load generator and broker-ceiling probe for `benches/load-kafka.sh`.
 //!
 //! ```text
-//! kafka_load produce BROKERS TOPIC EVENTS TENANTS [RATE] [SEED]
+//! kafka_load produce BROKERS TOPIC EVENTS TENANTS [RATE] [SEED] [k=v,k=v…]
 //!     produces EVENTS simulated records (one event each, key = tenant) over
-//!     TENANTS tenants; RATE > 0 paces them at RATE events/s. Prints
-//!     `produced N in S s (R/s)`.
+//!     TENANTS tenants; RATE > 0 paces them at RATE events/s; librdkafka
+//!     properties given override the producer's (`linger.ms=5`, lz4).
+//!     Prints `produced N in S s (R/s)`.
 //! kafka_load ceiling BROKERS TOPIC EVENTS
 //!     a bare consumer (new group, from the start) that reads EVENTS records
 //!     and does nothing with them: the broker's ceiling on this machine.
@@ -37,17 +38,26 @@ fn main() {
             arg(4).parse().expect("TENANTS"),
             arg(5).parse().unwrap_or(0.0),
             arg(6).parse().unwrap_or(1),
+            &arg(7),
         ),
         "ceiling" => ceiling(&arg(1), &arg(2), arg(3).parse().expect("EVENTS")),
         "stream" => stream_ceiling(&arg(1), &arg(2), arg(3).parse().expect("EVENTS"), &arg(4)),
         _ => {
-            eprintln!("usage: kafka_load produce BROKERS TOPIC EVENTS TENANTS [RATE] [SEED] | ceiling BROKERS TOPIC EVENTS | stream BROKERS TOPIC EVENTS [PROPS]");
+            eprintln!("usage: kafka_load produce BROKERS TOPIC EVENTS TENANTS [RATE] [SEED] [PROPS] | ceiling BROKERS TOPIC EVENTS | stream BROKERS TOPIC EVENTS [PROPS]");
             std::process::exit(2);
         }
     }
 }
 
-fn produce(brokers: &str, topic: &str, events: u64, tenants: usize, rate: f64, seed: u64) {
+fn produce(
+    brokers: &str,
+    topic: &str,
+    events: u64,
+    tenants: usize,
+    rate: f64,
+    seed: u64,
+    props: &str,
+) {
     let sim = Simulation::new(SimConfig {
         seed,
         tenants,
@@ -58,13 +68,13 @@ fn produce(brokers: &str, topic: &str, events: u64, tenants: usize, rate: f64, s
         ..SimConfig::default()
     })
     .expect("valid simulation");
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
+        .set("queue.buffering.max.messages", "1000000");
+    set_properties(&mut cfg, props);
+    let producer: BaseProducer = cfg.create().expect("producer");
     // Paced runs measure the consumer's latency on the same machine: render
     // the records first, so that generating them does not take CPU from the
     // consumer while it is measured, and send each millisecond's due records
@@ -158,10 +168,7 @@ fn stream_ceiling(brokers: &str, topic: &str, events: u64, props: &str) {
             .set("statistics.interval.ms", "5000")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000");
-        for kv in props.split(',').filter(|s| !s.is_empty()) {
-            let (k, v) = kv.split_once('=').expect("PROPS is k=v,k=v");
-            cfg.set(k, v);
-        }
+        set_properties(&mut cfg, props);
         let c: StreamConsumer = cfg.create().expect("consumer");
         c.subscribe(&[topic]).expect("subscribe");
         let mut n = 0u64;
@@ -189,4 +196,12 @@ fn stream_ceiling(brokers: &str, topic: &str, events: u64, props: &str) {
             q(0.99)
         );
     });
+}
+
+/// Applies `k=v,k=v` librdkafka properties given on the command line.
+fn set_properties(cfg: &mut ClientConfig, props: &str) {
+    for kv in props.split(',').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').expect("PROPS is k=v,k=v");
+        cfg.set(k, v);
+    }
 }
