@@ -661,13 +661,20 @@ impl Router {
         drop(ack);
         for (w, b) in self.batches.iter_mut().enumerate() {
             if b.len() >= BATCH_EVENTS {
-                self.workers[w]
-                    .send(std::mem::take(b))
-                    .map_err(|_| Closed)?;
+                if let Err(flume::SendError(batch)) = self.workers[w].send(std::mem::take(b)) {
+                    abandon(batch);
+                    return Err(Closed);
+                }
             }
         }
-        for dl in self.dead_batch.drain(..) {
-            self.dead.send(dl).map_err(|_| Closed)?;
+        let mut dead = std::mem::take(&mut self.dead_batch).into_iter();
+        while let Some(dl) = dead.next() {
+            if let Err(flume::SendError(dl)) = self.dead.send(dl) {
+                std::iter::once(dl)
+                    .chain(dead)
+                    .for_each(|d| std::mem::forget(d.ack));
+                return Err(Closed);
+            }
         }
         Ok(())
     }
@@ -676,9 +683,10 @@ impl Router {
     pub fn flush_blocking(&mut self) -> Result<(), Closed> {
         for (w, b) in self.batches.iter_mut().enumerate() {
             if !b.is_empty() {
-                self.workers[w]
-                    .send(std::mem::take(b))
-                    .map_err(|_| Closed)?;
+                if let Err(flume::SendError(batch)) = self.workers[w].send(std::mem::take(b)) {
+                    abandon(batch);
+                    return Err(Closed);
+                }
             }
         }
         Ok(())
@@ -688,11 +696,20 @@ impl Router {
         for w in 0..self.batches.len() {
             if !self.batches[w].is_empty() && self.batches[w].len() >= min {
                 let b = std::mem::take(&mut self.batches[w]);
-                self.workers[w].send_async(b).await.map_err(|_| Closed)?;
+                if let Err(flume::SendError(batch)) = self.workers[w].send_async(b).await {
+                    abandon(batch);
+                    return Err(Closed);
+                }
             }
         }
-        while let Some(dl) = self.dead_batch.pop() {
-            self.dead.send_async(dl).await.map_err(|_| Closed)?;
+        let mut dead = std::mem::take(&mut self.dead_batch).into_iter();
+        while let Some(dl) = dead.next() {
+            if let Err(flume::SendError(dl)) = self.dead.send_async(dl).await {
+                std::iter::once(dl)
+                    .chain(dead)
+                    .for_each(|d| std::mem::forget(d.ack));
+                return Err(Closed);
+            }
         }
         Ok(())
     }
@@ -709,11 +726,23 @@ impl Drop for Router {
                 continue;
             }
             if let Err(flume::SendError(batch)) = self.workers[w].send(std::mem::take(b)) {
-                for work in batch {
-                    std::mem::forget(work.ack);
-                }
+                abandon(batch);
             }
         }
+        for dl in self.dead_batch.drain(..) {
+            if let Err(flume::SendError(dl)) = self.dead.send(dl) {
+                std::mem::forget(dl.ack);
+            }
+        }
+    }
+}
+
+/// Events whose worker is gone: their acknowledgements are leaked rather
+/// than dropped (a dropped `Ack` reports its record done), so the records
+/// stay unacknowledged and are read again after a restart.
+fn abandon(batch: Vec<Work>) {
+    for work in batch {
+        std::mem::forget(work.ack);
     }
 }
 
@@ -1447,5 +1476,64 @@ decode = {{ format = "apigw", tenant = {{ type = "static", tenant = "acme" }} }}
             .map(|l| l["offset"].as_str().expect("offset"))
             .collect();
         assert_eq!(offsets.len(), N);
+    }
+
+    /// When the workers are gone, nothing submitted is reported done: a
+    /// dropped `Ack` would let its offset be committed unscored.
+    #[test]
+    fn records_are_not_acknowledged_when_the_workers_are_gone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = format!(
+            r#"
+[service]
+workers = 1
+[alerts]
+path = {alerts:?}
+[dead_letter]
+path = {dead:?}
+[[inputs]]
+name = "in"
+source = "stdin"
+decode = {{ format = "apigw", tenant = {{ type = "static", tenant = "acme" }} }}
+"#,
+            alerts = dir.path().join("alerts.ndjson").display().to_string(),
+            dead = dir.path().join("dead.ndjson").display().to_string(),
+        );
+        let cfg = ServiceConfig::parse(&text, "test", Vec::new()).expect("valid config");
+        let detect = cfg.detect.clone().check().expect("detect config");
+        let pipeline = Pipeline::start(&cfg, detect, Metrics::new(), None).expect("pipeline");
+        let dec = Decoder::new(&cfg.inputs[0].decode).expect("decoder");
+        let mut router = pipeline.router("in", dec, None);
+        // The worker's queue, closed: its receiving end is gone.
+        let (closed, _) = flume::bounded::<Vec<Work>>(1);
+        router.workers = vec![closed];
+        router.batches = vec![Vec::new()];
+        let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut result = Ok(());
+        // Enough records to fill a batch (the send that fails), and one
+        // that is not JSON (a dead letter, whose writer still runs).
+        for i in 0..=BATCH_EVENTS {
+            let line = if i == 3 {
+                "not json".to_owned()
+            } else {
+                format!(
+                    r#"{{"requestId":"r{i}","ip":"198.51.100.7","requestTimeEpoch":"{}","httpMethod":"GET","resourcePath":"/pets","status":"200"}}"#,
+                    1_686_411_388_000u64 + i as u64 * 1000
+                )
+            };
+            let n = acked.clone();
+            let ack = Ack::new(move || {
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+            result = router.submit_blocking(line.as_bytes(), &RecordMeta::default(), ack);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert!(result.is_err(), "a closed worker queue is reported");
+        drop(router);
+        pipeline.finish().expect("finish");
+        // The dead letter was written and released; no event's record was.
+        assert_eq!(acked.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
