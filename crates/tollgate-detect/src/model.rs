@@ -981,11 +981,12 @@ impl TenantModel {
             st.new_dests += f32::from(u8::from(new_dest));
             st.nets += u16::from(new_net);
             st.uas += u16::from(new_ua);
-            x[3] = st.rate.ln_1p();
+            // ln(1 + x) as in `features::featurize_with` (logf, not log1pf)
+            x[3] = (st.rate + 1.0).ln();
             // shrunk towards 0 by four pseudo-successes, so one error in a
             // quiet window is not a jump from 0 to 1
             x[4] = st.errors / (st.rate + 4.0);
-            x[5] = st.new_dests.ln_1p();
+            x[5] = (st.new_dests + 1.0).ln();
         }
 
         // --- numeric

@@ -193,7 +193,9 @@ impl<const N: usize, const T: usize> Gmm<N, T> {
                 }
                 q += s * s;
             }
-            lps[k] = self.log_norm[k] - 0.5 * (NU + N as f64) * (q / NU).ln_1p();
+            // ln(1 + q/ν) as `ln` of the sum (q ≥ 0; glibc's log is about
+            // half of log1p's instructions)
+            lps[k] = self.log_norm[k] - 0.5 * (NU + N as f64) * (1.0 + q / NU).ln();
             if lps[k] > lps[best] {
                 best = k;
             }
