@@ -9,7 +9,8 @@
 # 2. throughput: `tollgate run` consumes the same topic (new group) and
 #    scores every event; sustained events/s from the first to the last scored
 #    (one event per record, so records/s = events/s);
-# 3. latency (fresh broker): Tollgate consumes while the producer paces records at half of
+# 3. latency (on a fresh broker): Tollgate consumes while the producer paces
+#    records at half of
 #    Tollgate's measured rate; p50/p99 from the record's Kafka timestamp to
 #    the record fully processed (tollgate_kafka_end_to_end_seconds), the
 #    part inside Tollgate (tollgate_processing_latency_seconds), and the

@@ -670,9 +670,7 @@ impl Router {
         let mut dead = std::mem::take(&mut self.dead_batch).into_iter();
         while let Some(dl) = dead.next() {
             if let Err(flume::SendError(dl)) = self.dead.send(dl) {
-                std::iter::once(dl)
-                    .chain(dead)
-                    .for_each(|d| std::mem::forget(d.ack));
+                abandon_dead(std::iter::once(dl).chain(dead));
                 return Err(Closed);
             }
         }
@@ -705,9 +703,7 @@ impl Router {
         let mut dead = std::mem::take(&mut self.dead_batch).into_iter();
         while let Some(dl) = dead.next() {
             if let Err(flume::SendError(dl)) = self.dead.send_async(dl).await {
-                std::iter::once(dl)
-                    .chain(dead)
-                    .for_each(|d| std::mem::forget(d.ack));
+                abandon_dead(std::iter::once(dl).chain(dead));
                 return Err(Closed);
             }
         }
@@ -731,7 +727,7 @@ impl Drop for Router {
         }
         for dl in self.dead_batch.drain(..) {
             if let Err(flume::SendError(dl)) = self.dead.send(dl) {
-                std::mem::forget(dl.ack);
+                abandon_dead([dl]);
             }
         }
     }
@@ -743,6 +739,13 @@ impl Drop for Router {
 fn abandon(batch: Vec<Work>) {
     for work in batch {
         std::mem::forget(work.ack);
+    }
+}
+
+/// Dead letters whose writer is gone, likewise.
+fn abandon_dead(letters: impl IntoIterator<Item = DeadLetter>) {
+    for dl in letters {
+        std::mem::forget(dl.ack);
     }
 }
 
