@@ -10,10 +10,11 @@
 #    scores every event; sustained events/s from the first to the last scored
 #    (one event per record, so records/s = events/s);
 # 3. latency (on a fresh broker): Tollgate consumes while the producer paces
-#    records at half of Tollgate's measured rate; p50/p99 from the record's Kafka timestamp to
-#    the record fully processed (tollgate_kafka_end_to_end_seconds), the
-#    part inside Tollgate (tollgate_processing_latency_seconds), and the
-#    floor: a bare consumer's timestamp-to-receipt at the same rate;
+#    records at half of Tollgate's measured rate; p50/p99 from the record's
+#    Kafka timestamp to the record fully processed
+#    (tollgate_kafka_end_to_end_seconds), the part inside Tollgate
+#    (tollgate_processing_latency_seconds), and the floor: a bare
+#    consumer's timestamp-to-receipt at the same rate;
 # 4. memory: 10,000 tenants, resident set size once all are scored.
 set -euo pipefail
 cd "$(dirname "$0")/.."
