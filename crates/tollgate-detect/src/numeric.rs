@@ -202,8 +202,9 @@ impl<const N: usize, const T: usize> Gmm<N, T> {
         }
         let m = lps[best];
         let mut s = 0.0;
-        for lp in lps.iter().take(self.k) {
-            s += (lp - m).exp();
+        for (k, lp) in lps.iter().enumerate().take(self.k) {
+            // exp(0) is exactly 1: the best component's term needs no call
+            s += if k == best { 1.0 } else { (lp - m).exp() };
         }
         (-(m + s.ln()), best)
     }
