@@ -34,10 +34,11 @@
 //! mode still gets in, eight times slower); a component weighing under a
 //! tenth of the reservoir after a fit is dropped; and fits come at growing
 //! counts (`first_fit_after`, `refit_growth` times that, …; × 4 in the
-//! product cards) until they are `refit_every` apart, so a young model follows its reservoir while that
-//! still changes fast. EM stops when the mean log-likelihood per vector moves
-//! by less than the card's `tolerance` (0.01 nats: at 0.001 a fit took about
-//! a third more iterations for no better scores).
+//! product cards) until they are `refit_every` apart, so a young model
+//! follows its reservoir while that still changes fast. EM stops when the
+//! mean log-likelihood per vector moves by less than the card's `tolerance`
+//! (0.01 nats: at 0.001 a fit took about a third more iterations for no
+//! better scores).
 //!
 //! The model is generic over its dimension (`NumericModel<N, T>`, `T` the
 //! size of a packed triangle, `N(N+1)/2`); the engine uses the default,
@@ -885,10 +886,11 @@ mod tests {
     /// A burst of one odd kind of vector, longer than the gap between fits,
     /// mostly does not become normal: over 24 seeds (model, data and fit),
     /// nearly all score the odd vector above 10 nats before the burst and at
-    /// least half still do after the refit that follows it. Not all: a fit that stretches a real
-    /// mode's covariance over the few odd vectors admitted lowers their score
-    /// (measured over 60 seeds: about two in three stay above 10 nats; 11 in
-    /// 60 when every vector is admitted at the usual rate).
+    /// least half still do after the refit that follows it. Not all: a fit
+    /// that stretches a real mode's covariance over the few odd vectors
+    /// admitted lowers their score (measured over 60 seeds: about two in
+    /// three stay above 10 nats; 11 in 60 when every vector is admitted at
+    /// the usual rate).
     #[test]
     fn a_burst_of_outliers_is_mostly_not_learned_as_normal() {
         let odd = [6.0, 17.0, 3.5, 4.0, 0.0, 0.0];

@@ -1398,22 +1398,14 @@ mod tests {
     use super::*;
     use tollgate_events::RecordMeta;
 
-    /// `service.scored_log`: every scored event has its line, and a record's
-    /// `Ack` is released only once its event's line is in the file (what a
-    /// committed offset then implies).
-    #[test]
-    fn records_are_acknowledged_only_after_their_scored_lines_are_written() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (log, alerts, dead) = (
-            dir.path().join("scored.ndjson"),
-            dir.path().join("alerts.ndjson"),
-            dir.path().join("dead.ndjson"),
-        );
+    /// A pipeline with one stdin input of API Gateway records (tenant
+    /// `acme`), alerts and dead letters under `dir`, and `service` as its
+    /// `[service]` table's lines; and that input's router.
+    fn apigw_stdin_pipeline(dir: &std::path::Path, service: &str) -> (Pipeline, Router) {
         let text = format!(
             r#"
 [service]
-workers = 2
-scored_log = {log:?}
+{service}
 [alerts]
 path = {alerts:?}
 [dead_letter]
@@ -1423,22 +1415,38 @@ name = "in"
 source = "stdin"
 decode = {{ format = "apigw", tenant = {{ type = "static", tenant = "acme" }} }}
 "#,
-            log = log.display().to_string(),
-            alerts = alerts.display().to_string(),
-            dead = dead.display().to_string(),
+            alerts = dir.join("alerts.ndjson").display().to_string(),
+            dead = dir.join("dead.ndjson").display().to_string(),
         );
         let cfg = ServiceConfig::parse(&text, "test", Vec::new()).expect("valid config");
         let detect = cfg.detect.clone().check().expect("detect config");
         let pipeline = Pipeline::start(&cfg, detect, Metrics::new(), None).expect("pipeline");
         let dec = Decoder::new(&cfg.inputs[0].decode).expect("decoder");
-        let mut router = pipeline.router("in", dec, None);
+        let router = pipeline.router("in", dec, None);
+        (pipeline, router)
+    }
+
+    /// The `i`-th of a run of API Gateway records a second apart.
+    fn apigw_line(i: usize) -> String {
+        format!(
+            r#"{{"requestId":"r{i}","ip":"198.51.100.7","requestTimeEpoch":"{}","httpMethod":"GET","resourcePath":"/pets","status":"200"}}"#,
+            1_686_411_388_000u64 + i as u64 * 1000
+        )
+    }
+
+    /// `service.scored_log`: every scored event has its line, and a record's
+    /// `Ack` is released only once its event's line is in the file (what a
+    /// committed offset then implies).
+    #[test]
+    fn records_are_acknowledged_only_after_their_scored_lines_are_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("scored.ndjson");
+        let service = format!("workers = 2\nscored_log = {:?}", log.display().to_string());
+        let (pipeline, mut router) = apigw_stdin_pipeline(dir.path(), &service);
         let (tx, rx) = std::sync::mpsc::channel();
         const N: usize = 50;
         for i in 0..N {
-            let line = format!(
-                r#"{{"requestId":"r{i}","ip":"198.51.100.7","requestTimeEpoch":"{}","httpMethod":"GET","resourcePath":"/pets","status":"200"}}"#,
-                1_686_411_388_000u64 + i as u64 * 1000
-            );
+            let line = apigw_line(i);
             let (tx, log) = (tx.clone(), log.clone());
             let ack = Ack::new(move || {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -1486,27 +1494,7 @@ decode = {{ format = "apigw", tenant = {{ type = "static", tenant = "acme" }} }}
     #[test]
     fn records_are_not_acknowledged_when_the_workers_are_gone() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let text = format!(
-            r#"
-[service]
-workers = 1
-[alerts]
-path = {alerts:?}
-[dead_letter]
-path = {dead:?}
-[[inputs]]
-name = "in"
-source = "stdin"
-decode = {{ format = "apigw", tenant = {{ type = "static", tenant = "acme" }} }}
-"#,
-            alerts = dir.path().join("alerts.ndjson").display().to_string(),
-            dead = dir.path().join("dead.ndjson").display().to_string(),
-        );
-        let cfg = ServiceConfig::parse(&text, "test", Vec::new()).expect("valid config");
-        let detect = cfg.detect.clone().check().expect("detect config");
-        let pipeline = Pipeline::start(&cfg, detect, Metrics::new(), None).expect("pipeline");
-        let dec = Decoder::new(&cfg.inputs[0].decode).expect("decoder");
-        let mut router = pipeline.router("in", dec, None);
+        let (pipeline, mut router) = apigw_stdin_pipeline(dir.path(), "workers = 1");
         // The worker's queue, closed: its receiving end is gone.
         let (closed, _) = flume::bounded::<Vec<Work>>(1);
         router.workers = vec![closed];
@@ -1519,10 +1507,7 @@ decode = {{ format = "apigw", tenant = {{ type = "static", tenant = "acme" }} }}
             let line = if i == 3 {
                 "not json".to_owned()
             } else {
-                format!(
-                    r#"{{"requestId":"r{i}","ip":"198.51.100.7","requestTimeEpoch":"{}","httpMethod":"GET","resourcePath":"/pets","status":"200"}}"#,
-                    1_686_411_388_000u64 + i as u64 * 1000
-                )
+                apigw_line(i)
             };
             let n = acked.clone();
             let ack = Ack::new(move || {
