@@ -131,7 +131,7 @@ impl Default for Floors {
     fn default() -> Self {
         Floors {
             issuer: 10.0,
-            access: 6.5,
+            access: 5.0,
             egress: 8.0,
             numeric: 18.0,
             burst: 9.0,

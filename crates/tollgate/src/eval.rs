@@ -268,9 +268,10 @@ pub fn run_seed(opts: &Options, seed: u64) -> anyhow::Result<SeedReport> {
     for t in tenants {
         if let Some(m) = engine.tenant(t) {
             models.push(format!(
-                "{t}: {} events, {} budget hits, {} bytes, {:?}",
+                "{t}: {} events, {} budget hits {:?}, {} bytes, {:?}",
                 m.events(),
                 m.budget_hits(),
+                m.budget_hits_by_structure(),
                 m.resident_bytes(),
                 m.counters()
             ));
