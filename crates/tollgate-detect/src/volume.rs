@@ -160,6 +160,18 @@ impl VolumeDetector {
         // zero (a quiet night after a busy evening) is an expectation of 0,
         // not one that makes an empty interval a "surge" of +9
         let z = (value - expected.max(0.0)) / sc;
+        // A count is no further out than its Poisson tail says: the
+        // Freeman–Tukey deviate against the expected mean (7 errors where 1
+        // is usual: 3.2, as its tail of 8e-5 is z 3.8, where the Gaussian
+        // (7 - 1) / √1 said 6). Where the series swings more than Poisson
+        // (the scale above √μ), the Gaussian z is the smaller and is kept.
+        let z = if p.counts && z > 0.0 {
+            let mu = expected.max(0.0);
+            let ft = value.sqrt() + (value + 1.0).sqrt() - (4.0 * mu + 1.0).sqrt();
+            z.min(ft)
+        } else {
+            z
+        };
         let score = if self.n >= u64::from(p.warmup_intervals) {
             z.abs()
         } else {
@@ -399,6 +411,25 @@ mod tests {
             last = d.feed_at(0, 300.0).score;
         }
         assert!(first > 6.0 && last < 2.0, "{first} {last}");
+    }
+
+    #[test]
+    fn a_few_counts_where_one_is_usual_are_scored_by_their_poisson_tail() {
+        let mut d = VolumeDetector::new(VolumeParams {
+            season: Season::None,
+            ..Default::default()
+        });
+        for i in 0..500u32 {
+            // about one error per interval
+            d.feed_at(0, f64::from([1, 0, 2, 1, 1][i as usize % 5]));
+        }
+        // 7 where 1 is usual: a Poisson tail of 8e-5, z ≈ 3.8 (the Gaussian
+        // (7 - 1) / √1 said 6, at the engine's floor)
+        let s = d.clone().feed_at(0, 7.0);
+        assert!(s.z > 2.5 && s.z < 4.0, "{s:?}");
+        // 40 is still far out
+        let s = d.feed_at(0, 40.0);
+        assert!(s.z > 8.0, "{s:?}");
     }
 
     #[test]
