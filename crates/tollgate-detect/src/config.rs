@@ -133,7 +133,7 @@ impl Default for Floors {
             issuer: 10.0,
             access: 5.0,
             egress: 8.0,
-            numeric: 18.0,
+            numeric: 19.0,
             burst: 9.0,
             beacon: 2.5,
             tunnel: 8.0,
