@@ -273,9 +273,8 @@ impl PairFilter {
     /// pairs of principals active every day — the scenario suite's false
     /// "new network and new user agent" alerts in its largest tenants. At
     /// 80 % of the slots (random pairs), one choice loses ~5 % of the pairs
-    /// and two choices (nearly) none. A pair
-    /// stored before this change sits in its first bucket and is still
-    /// found there.
+    /// and two choices (nearly) none. A pair stored before this change sits
+    /// in its first bucket and is still found there.
     #[inline]
     pub fn touch(&mut self, h: u64) -> bool {
         let nb = (self.slots.len() / PAIR_WAYS) as u64;
