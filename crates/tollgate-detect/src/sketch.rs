@@ -287,19 +287,16 @@ impl PairFilter {
         } else if let Some(i) = Self::find(&self.slots, b2, fp) {
             (b2, true, i)
         } else {
-            let used = |b: usize| {
-                self.slots[b..b + PAIR_WAYS]
-                    .iter()
-                    .position(|&s| s == 0)
-                    .unwrap_or(PAIR_WAYS)
-            };
+            // fingerprints are never 0 and fill a bucket from the front:
+            // its first 0 is its size
+            let used = |b: usize| Self::find(&self.slots, b, 0).unwrap_or(PAIR_WAYS);
             let (u1, u2) = (used(b1), used(b2));
             let b = match u1.cmp(&u2) {
                 std::cmp::Ordering::Less => b1,
                 std::cmp::Ordering::Greater => b2,
                 // both equally full: a hash bit picks, so that evictions
                 // spread over both
-                std::cmp::Ordering::Equal if h >> 47 & 1 == 0 => b1,
+                std::cmp::Ordering::Equal if (h >> 47) & 1 == 0 => b1,
                 std::cmp::Ordering::Equal => b2,
             };
             if u1.min(u2) == PAIR_WAYS {
