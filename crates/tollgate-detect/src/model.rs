@@ -1399,22 +1399,37 @@ impl TenantModel {
                     format!("{x:.0}")
                 }
             };
-            let start = ms_to_utc(v.start_ms);
+            let n = i64::from(v.score.intervals.max(1));
+            let start = ms_to_utc(v.start_ms - (n - 1) * iv);
+            let (feature, span) = if n == 1 {
+                (
+                    format!("{series}_per_interval"),
+                    format!("the {} interval", c.volume_interval),
+                )
+            } else {
+                (
+                    format!("{series}_per_{n}_intervals"),
+                    format!(
+                        "the {} ({n} intervals of {})",
+                        crate::config::Dur(std::time::Duration::from_millis((n * iv) as u64)),
+                        c.volume_interval
+                    ),
+                )
+            };
             let explanation = vec![Contribution {
-                feature: format!("{series}_per_interval"),
-                value: shown(v.value),
-                typical: shown(v.score.expected),
+                feature,
+                value: shown(v.score.window_value),
+                typical: shown(v.score.window_expected),
                 reason: format!(
                     "{:.1} scales above what this tenant usually has at this hour of the week",
                     v.score.z
                 ),
             }];
             let summary = format!(
-                "{series} for {source} in the {} interval starting {} was {}, expected about {} for tenant {}",
-                c.volume_interval,
+                "{series} for {source} in {span} starting {} was {}, expected about {} for tenant {}",
                 start.format("%Y-%m-%d %H:%M UTC"),
-                shown(v.value),
-                shown(v.score.expected),
+                shown(v.score.window_value),
+                shown(v.score.window_expected),
                 self.tenant
             );
             self.open(

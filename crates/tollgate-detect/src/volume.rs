@@ -11,7 +11,17 @@
 //! spikes are normal, while a lasting level shift is absorbed within
 //! ~1/alpha_level intervals ("a new normal should not page forever").
 //! For counts, the scale is floored at the Poisson standard deviation
-//! `sqrt(expected)`. [`IntervalVolume`] does the engine's bookkeeping: it
+//! `sqrt(expected)`, and a count is also judged over the last
+//! [`WINDOW`] intervals together: a surge a few times the usual rate is
+//! only ~5 σ in any one 5-minute interval of a quiet source (its Poisson
+//! tail allows no more), but 3 such intervals in a row are ~9 σ.
+//! A bin seen for the first time starts from the bin of the interval
+//! before it (its offset and scale), not from the overall level: the first
+//! Saturday evening of a source that is quiet on weekends expects what
+//! Saturday afternoon had, not the week's mean. Bins fed during warm-up,
+//! while the level itself was still settling, count as new again when it
+//! ends.
+//! [`IntervalVolume`] does the engine's bookkeeping: it
 //! counts the open interval and closes it (feeding zeros for empty
 //! intervals) when event time passes its end.
 
@@ -81,15 +91,28 @@ impl Default for VolumeParams {
     }
 }
 
+/// Intervals a count is judged over together (this one and the ones
+/// before it): 3 of 5 minutes, a quarter of an hour.
+pub const WINDOW: usize = 3;
+
 /// One interval's verdict.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VolumeScore {
     /// |z| once warmed up, else 0.
     pub score: f64,
-    /// Signed residual in scales (positive = more than expected).
+    /// Signed residual in scales (positive = more than expected): this
+    /// interval's, or where a run of the last `intervals` intervals
+    /// together is further above its expectation, that run's.
     pub z: f64,
     /// What the model expected for this interval.
     pub expected: f64,
+    /// How many intervals (ending with this one) `z` is about: 1, or up to
+    /// [`WINDOW`] for counts.
+    pub intervals: u8,
+    /// Their summed value and expectation (this interval's when
+    /// `intervals` is 1).
+    pub window_value: f64,
+    pub window_expected: f64,
 }
 
 /// See the module docs.
@@ -102,6 +125,14 @@ pub struct VolumeDetector {
     bin_scale: Vec<f32>,
     bin_n: Vec<u16>,
     n: u64,
+    /// The bin of the last interval fed (a new bin starts from it).
+    last_bin: u8,
+    /// (value, expectation, scale) of the intervals before the last one
+    /// fed, newest first.
+    recent: [[f32; 3]; WINDOW - 1],
+    /// How many entries of `recent` belong to the current run of
+    /// consecutive intervals.
+    recent_len: u8,
 }
 
 impl VolumeDetector {
@@ -115,11 +146,21 @@ impl VolumeDetector {
             bin_scale: vec![0.0; b],
             bin_n: vec![0; b],
             n: 0,
+            last_bin: 0,
+            recent: [[0.0; 3]; WINDOW - 1],
+            recent_len: 0,
         }
     }
 
     pub fn resident_bytes(&self) -> usize {
+        // season and bin_scale (f32) and bin_n (u16) per bin
         std::mem::size_of::<Self>() + self.season.len() * 10
+    }
+
+    /// The next interval fed does not follow the last one (a gap the
+    /// caller did not fill): windows start afresh.
+    pub fn break_window(&mut self) {
+        self.recent_len = 0;
     }
 
     /// Feed the value of the interval starting at `interval_start` (UTC
@@ -138,11 +179,21 @@ impl VolumeDetector {
                 score: 0.0,
                 z: 0.0,
                 expected: self.level,
+                intervals: 1,
+                window_value: value,
+                window_expected: self.level,
             };
         }
         if self.n == 0 {
             self.level = value;
         }
+        let last = usize::from(self.last_bin);
+        if self.bin_n[b] == 0 && last != b && self.bin_n[last] > 0 {
+            self.season[b] = self.season[last];
+            self.bin_scale[b] = self.bin_scale[last];
+            self.bin_n[b] = self.bin_n[last].min(3);
+        }
+        self.last_bin = b as u8;
         let s = f64::from(self.season[b]);
         let expected = self.level + s;
         let r = value - expected;
@@ -159,19 +210,44 @@ impl VolumeDetector {
         // every series is non-negative: a level + season that dipped below
         // zero (a quiet night after a busy evening) is an expectation of 0,
         // not one that makes an empty interval a "surge" of +9
-        let z = (value - expected.max(0.0)) / sc;
+        let mu = expected.max(0.0);
+        let z = (value - mu) / sc;
         // A count is no further out than its Poisson tail says: the
         // Freeman–Tukey deviate against the expected mean (7 errors where 1
         // is usual: 3.2, as its tail of 8e-5 is z 3.8, where the Gaussian
         // (7 - 1) / √1 said 6). Where the series swings more than Poisson
         // (the scale above √μ), the Gaussian z is the smaller and is kept.
         let z = if p.counts && z > 0.0 {
-            let mu = expected.max(0.0);
             let ft = value.sqrt() + (value + 1.0).sqrt() - (4.0 * mu + 1.0).sqrt();
             z.min(ft)
         } else {
             z
         };
+        let (mut z, mut intervals, mut wv, mut we) = (z, 1u8, value, mu);
+        if p.counts {
+            // the same two tests over the run of intervals ending here, the
+            // Gaussian one with the scale of a sum of n at the run's first
+            // interval (by now the run itself has widened the scale); a run
+            // only ever raises a surge's z, never changes a deficit's
+            let (mut sv, mut se) = (value, mu);
+            for (j, &[v, e, s0]) in self.recent[..usize::from(self.recent_len)]
+                .iter()
+                .enumerate()
+            {
+                sv += f64::from(v);
+                se += f64::from(e);
+                let n = (j + 2) as f64;
+                let g = (sv - se) / (f64::from(s0) * n.sqrt());
+                let ft = sv.sqrt() + (sv + 1.0).sqrt() - (4.0 * se + 1.0).sqrt();
+                let zn = g.min(ft);
+                if zn > z.max(0.0) {
+                    (z, intervals, wv, we) = (zn, (j + 2) as u8, sv, se);
+                }
+            }
+            self.recent.rotate_right(1);
+            self.recent[0] = [value as f32, mu as f32, sc as f32];
+            self.recent_len = (self.recent_len + 1).min((WINDOW - 1) as u8);
+        }
         let score = if self.n >= u64::from(p.warmup_intervals) {
             z.abs()
         } else {
@@ -188,19 +264,42 @@ impl VolumeDetector {
         } else {
             p.alpha_scale
         };
-        self.scale += a * (rc.abs() - self.scale);
+        // a count's spread is measured from what was expected of it: where
+        // level + season dipped below zero (the level rose since a night's
+        // offset was learned) a quiet interval is no residual at all, not
+        // one the size of the dip (a night of 1–2 calls per interval had
+        // learned a scale of ~6 that way, and 14 calls scored z 1.8)
+        let spread = if p.counts {
+            (value - mu).clamp(-5.0 * sc, 5.0 * sc).abs()
+        } else {
+            rc.abs()
+        };
+        self.scale += a * (spread - self.scale);
         let ab = if self.bin_n[b] < 10 {
             1.0 / (f64::from(self.bin_n[b]) + 1.0)
         } else {
             p.alpha_scale * 4.0
         };
-        self.bin_scale[b] += (ab * (rc.abs() - f64::from(self.bin_scale[b]))) as f32;
+        self.bin_scale[b] += (ab * (spread - f64::from(self.bin_scale[b]))) as f32;
         self.bin_n[b] = self.bin_n[b].saturating_add(1);
+        if self.n + 1 == u64::from(p.warmup_intervals) {
+            // the other bins were learned while the level itself was
+            // settling: they start again (from their neighbour) when next
+            // seen
+            for (i, n) in self.bin_n.iter_mut().enumerate() {
+                if i != b {
+                    *n = 0;
+                }
+            }
+        }
         self.n += 1;
         VolumeScore {
             score,
             z,
-            expected: expected.max(0.0),
+            expected: mu,
+            intervals,
+            window_value: wv,
+            window_expected: we,
         }
     }
 }
@@ -326,6 +425,9 @@ impl IntervalVolume {
         if (aligned - self.start_ms) / interval_ms > MAX_GAP_INTERVALS {
             self.reset_counts();
             self.start_ms = aligned;
+            for d in &mut self.det {
+                d.break_window();
+            }
             return;
         }
         while self.start_ms + interval_ms <= now_ms {
@@ -430,6 +532,62 @@ mod tests {
         // 40 is still far out
         let s = d.feed_at(0, 40.0);
         assert!(s.z > 8.0, "{s:?}");
+    }
+
+    #[test]
+    fn a_surge_over_a_few_intervals_is_judged_over_them_together() {
+        let mut d = VolumeDetector::new(VolumeParams {
+            season: Season::None,
+            alpha_season: 0.1, // as the engine's counts
+            ..Default::default()
+        });
+        for i in 0..500u32 {
+            // about four per interval
+            d.feed_at(0, f64::from([4, 3, 5, 4, 2, 6][i as usize % 6]));
+        }
+        // 20 where 4 is usual: ~5 σ by its Poisson tail, under the
+        // engine's floor of 6 on its own
+        let first = d.feed_at(0, 20.0);
+        assert_eq!(first.intervals, 1, "{first:?}");
+        assert!(first.z > 4.0 && first.z < 6.0, "{first:?}");
+        d.feed_at(0, 20.0);
+        let third = d.feed_at(0, 20.0);
+        // three together: 60 where ~15 was expected
+        assert_eq!(third.intervals, 3, "{third:?}");
+        assert_eq!(third.window_value, 60.0);
+        assert!(third.window_expected < 25.0, "{third:?}");
+        // (its Poisson tail: z 7.6, where each interval alone is under 6)
+        assert!(third.z > 7.0, "{third:?}");
+        // a gap the caller did not fill ends the run
+        d.break_window();
+        let after = d.feed_at(0, 20.0);
+        assert_eq!(after.intervals, 1, "{after:?}");
+    }
+
+    #[test]
+    fn a_first_weekend_hour_expects_the_hour_before_it_not_the_weeks_mean() {
+        let mut d = VolumeDetector::new(VolumeParams::default());
+        let mut i = 0u64;
+        // Monday to Friday, busy days and quiet nights
+        for how in 0..120u8 {
+            for _ in 0..12 {
+                let (_, v) = diurnal(i);
+                d.feed_at(how, v);
+                i += 1;
+            }
+        }
+        // Saturday until 20:00: about 3 per interval
+        for how in 120..140u8 {
+            for k in 0..12u32 {
+                d.feed_at(how, f64::from([3, 2, 4, 3][k as usize % 4]));
+            }
+        }
+        // the first Saturday 20:00 interval: 3 is normal, 25 is a surge
+        let mut quiet = d.clone();
+        let s = quiet.feed_at(140, 3.0);
+        assert!(s.expected < 6.0 && s.z.abs() < 1.5, "{s:?}");
+        let s = d.feed_at(140, 25.0);
+        assert!(s.z > 5.0, "{s:?}");
     }
 
     #[test]

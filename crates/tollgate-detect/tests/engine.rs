@@ -472,6 +472,51 @@ fn volume_surge_fires_at_interval_close() {
 }
 
 #[test]
+fn a_surge_no_single_interval_shows_is_found_over_a_quarter_hour() {
+    let (mut engine, mut g, _) = warmed(60_000);
+    // next weekday 10:00 UTC: ~75 API calls per 5 minutes
+    let day = 86_400_000;
+    let mut t = T0 + ((g.now - T0) / day + 1) * day + 10 * 3_600_000;
+    while ((t - T0) / day) % 7 >= 5 {
+        t += day;
+    }
+    let mut out = Vec::new();
+    // normal traffic up to it (a jump in time would be filled with empty
+    // intervals, which the model learns as quiet hours)
+    let start = t;
+    while g.now < start {
+        let e = g.benign();
+        engine.process(&e, &mut out);
+    }
+    out.clear();
+    // for 15 minutes, 50 more calls per interval than usual: each
+    // interval alone is under the floor of 6, two or three together not
+    let mut extra = start;
+    while g.now < start + 15 * 60_000 {
+        let e = g.benign();
+        while extra < g.now {
+            let mut x = g.api(5);
+            x.ts = at(extra);
+            engine.process(&x, &mut out);
+            extra += 6_000;
+        }
+        engine.process(&e, &mut out);
+    }
+    engine.advance(at(start + 20 * 60_000), &mut out);
+    let v: Vec<_> = fired(&out)
+        .into_iter()
+        .filter(|a| a.detector == Detector::Volume && a.entity == "events (apigw)")
+        .collect();
+    assert_eq!(v.len(), 1, "{out:#?}");
+    let e = &v[0].explanation[0];
+    assert!(
+        e.feature == "events_per_2_intervals" || e.feature == "events_per_3_intervals",
+        "{v:#?}"
+    );
+    assert!(v[0].summary.contains("intervals of 5m"), "{}", v[0].summary);
+}
+
+#[test]
 fn repeats_are_one_episode_that_resolves_when_quiet() {
     let (mut engine, mut g, _) = warmed(20_000);
     let mut out = Vec::new();
