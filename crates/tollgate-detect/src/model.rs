@@ -315,7 +315,7 @@ pub struct TenantModel {
     /// The tenant's typical admin-session size (moving mean of ended
     /// sessions' peak counts).
     admin_typical: f32,
-    sources: Vec<SourceModel>,
+    sources: Vec<Box<SourceModel>>,
     calib: Vec<crate::calibrate::Calibrator>,
     beacons: Vec<BeaconTrack>,
     tunnels: Vec<TunnelTrack>,
@@ -602,7 +602,7 @@ impl TenantModel {
             + self
                 .sources
                 .iter()
-                .map(SourceModel::resident_bytes)
+                .map(|s| std::mem::size_of::<Box<SourceModel>>() + s.resident_bytes())
                 .sum::<usize>()
             + self.calib.iter().map(|c| c.resident_bytes()).sum::<usize>()
             + TRACKS * std::mem::size_of::<BeaconTrack>()
@@ -833,12 +833,12 @@ impl TenantModel {
             return i;
         }
         let card = &cfg.cards().get(s).numeric;
-        self.sources.push(SourceModel {
+        self.sources.push(Box::new(SourceModel {
             source: s,
             numeric: NumericModel::new(card, self.seed ^ s as u64),
             volume: IntervalVolume::new(),
             burst: Burst::default(),
-        });
+        }));
         // the reservoir is allocated up front, so the estimate counts it
         let i = self.sources.len() - 1;
         let hour = (self.last_ms.max(0) / 3_600_000) as u32;

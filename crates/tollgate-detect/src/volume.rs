@@ -236,6 +236,11 @@ impl VolumeDetector {
             {
                 sv += f64::from(v);
                 se += f64::from(e);
+                if sv <= se {
+                    // not above its expectation (an empty interval's
+                    // usual case): no surge, and no square roots
+                    continue;
+                }
                 let n = (j + 2) as f64;
                 let g = (sv - se) / (f64::from(s0) * n.sqrt());
                 let ft = sv.sqrt() + (sv + 1.0).sqrt() - (4.0 * se + 1.0).sqrt();
