@@ -14,7 +14,7 @@
 //! `sqrt(expected)`, and a count is also judged over the last
 //! [`WINDOW`] intervals together: a surge a few times the usual rate is
 //! only ~5 σ in any one 5-minute interval of a quiet source (its Poisson
-//! tail allows no more), but 3 such intervals in a row are ~9 σ.
+//! tail allows no more), but 2–3 such intervals together are ~7–9 σ.
 //! A bin seen for the first time starts from the bin of the interval
 //! before it (its offset and scale), not from the overall level: the first
 //! Saturday evening of a source that is quiet on weekends expects what
