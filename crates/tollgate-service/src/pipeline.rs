@@ -19,11 +19,16 @@
 //! With `service.scored_log` set, a worker also appends one line per scored
 //! event, once per batch, before it drops the batch's clones.
 //!
-//! Event time drives the engines: each worker advances its engine to the
-//! newest event time it has seen (its watermark) less `allowed_lateness`,
-//! every ten seconds of event time, and when idle for `idle_tick` of wall time it moves the watermark
-//! on by the wall time that passed, so episodes resolve and intervals close
-//! when traffic stops.
+//! Event time drives the engines: each worker advances its engine to its
+//! low watermark less `allowed_lateness`, every ten seconds of event time.
+//! The low watermark is the oldest of the newest event times of the lanes
+//! (an input's partition or shard) that delivered to the worker in the
+//! last `5 × idle_tick` of wall time ([`Lanes`]): partitions hours apart in
+//! event time (catching up after an outage) must not close a lagging
+//! tenant's volume intervals before its events arrive. When idle for
+//! `idle_tick` of wall time a worker moves its (newest) watermark on by
+//! the wall time that passed, so episodes resolve and intervals close when
+//! traffic stops.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -50,6 +55,69 @@ pub struct Work {
     pub ev: Event,
     pub ack: Ack,
     pub arrived: Instant,
+    /// The record's lane: a hash of its input, topic and partition (or
+    /// shard), for the worker's low watermark.
+    pub lane: u64,
+}
+
+/// The newest event time per lane a worker has seen, and when (wall time)
+/// each lane last delivered.
+#[derive(Debug, Default)]
+struct Lanes {
+    lanes: Vec<Lane>,
+    /// The lane of the last event (a batch's events mostly share one).
+    last: usize,
+}
+
+#[derive(Debug)]
+struct Lane {
+    id: u64,
+    newest: DateTime<Utc>,
+    seen: Instant,
+}
+
+/// A lane that delivered nothing for this long is forgotten (its partition
+/// went to another instance, or its input ended).
+const LANE_FORGET: Duration = Duration::from_secs(600);
+
+impl Lanes {
+    fn observe(&mut self, id: u64, ts: DateTime<Utc>, at: Instant) {
+        let i = match self.lanes.get(self.last) {
+            Some(l) if l.id == id => self.last,
+            _ => match self.lanes.iter().position(|l| l.id == id) {
+                Some(i) => i,
+                None => {
+                    self.lanes.push(Lane {
+                        id,
+                        newest: ts,
+                        seen: at,
+                    });
+                    self.lanes.len() - 1
+                }
+            },
+        };
+        let l = &mut self.lanes[i];
+        if ts > l.newest {
+            l.newest = ts;
+        }
+        if at > l.seen {
+            l.seen = at;
+        }
+        self.last = i;
+    }
+
+    /// The oldest newest-event-time among the lanes that delivered within
+    /// `active` before `now`; `None` if none did.
+    fn low(&mut self, now: Instant, active: Duration) -> Option<DateTime<Utc>> {
+        self.lanes
+            .retain(|l| now.saturating_duration_since(l.seen) < LANE_FORGET);
+        self.last = 0;
+        self.lanes
+            .iter()
+            .filter(|l| now.saturating_duration_since(l.seen) < active)
+            .map(|l| l.newest)
+            .min()
+    }
 }
 
 /// Requests to a worker outside the event stream.
@@ -253,6 +321,7 @@ impl Pipeline {
                 idle_tick: cfg.service.idle_tick.0,
                 lateness: chrono::Duration::from_std(cfg.service.allowed_lateness.0)
                     .unwrap_or_default(),
+                lanes: Lanes::default(),
                 snapshot_every: cfg.service.snapshot_interval.0,
                 seen_stats: EngineStats::default(),
                 scored_log,
@@ -563,6 +632,11 @@ impl Router {
             .topic
             .zip(meta.partition.and_then(|p| p.parse::<i32>().ok()));
         let track = partition.and(self.track.as_deref());
+        let lane = {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&(&*self.input, meta.topic, meta.partition), &mut h);
+            std::hash::Hasher::finish(&h)
+        };
         if let Some(t) = track {
             let epoch = t.epoch();
             if epoch != self.known_epoch {
@@ -608,6 +682,7 @@ impl Router {
                         ev,
                         ack: ack.clone(),
                         arrived,
+                        lane,
                     });
                 }
                 Decoded::Rejected(r) => {
@@ -781,6 +856,8 @@ struct Worker {
     idle_tick: Duration,
     /// The engine's clock trails the watermark by this much.
     lateness: chrono::Duration,
+    /// Newest event time per lane, for the low watermark.
+    lanes: Lanes,
     snapshot_every: Duration,
     /// Engine stats already added to the (process-wide) gauges.
     seen_stats: EngineStats,
@@ -1033,12 +1110,14 @@ impl Worker {
                 }
             }
             let ts = w.ev.ts;
+            self.lanes.observe(w.lane, ts, w.arrived);
             if watermark.is_none_or(|m| ts > m) {
                 *watermark = Some(ts);
             }
             let wm = watermark.expect("set above");
             if wm.timestamp_millis() >= last_advance_ms.saturating_add(ADVANCE_EVERY_MS) {
-                self.engine.advance(wm - self.lateness, updates);
+                let low = self.lanes.low(w.arrived, self.idle_tick * 5).unwrap_or(wm);
+                self.engine.advance(low - self.lateness, updates);
                 *last_advance_ms = wm.timestamp_millis();
             }
             self.metrics
@@ -1397,6 +1476,35 @@ pub fn dead_letter_json(d: &DeadLetter) -> String {
 mod tests {
     use super::*;
     use tollgate_events::RecordMeta;
+
+    #[test]
+    fn the_low_watermark_waits_for_a_lagging_lane_but_not_for_an_idle_one() {
+        let t0 = Utc::now();
+        let now = Instant::now();
+        let active = Duration::from_secs(5);
+        let mut lanes = Lanes::default();
+        // partition 1 is eight hours ahead of partition 2 in event time
+        lanes.observe(1, t0 + chrono::Duration::hours(8), now);
+        lanes.observe(2, t0, now);
+        lanes.observe(2, t0 + chrono::Duration::seconds(30), now);
+        lanes.observe(2, t0 + chrono::Duration::seconds(10), now); // late, not newer
+        assert_eq!(
+            lanes.low(now, active),
+            Some(t0 + chrono::Duration::seconds(30))
+        );
+        // partition 2 stops delivering (caught up, or empty): after `active`
+        // it no longer holds the clock back
+        let later = now + Duration::from_secs(6);
+        lanes.observe(1, t0 + chrono::Duration::hours(9), later);
+        assert_eq!(
+            lanes.low(later, active),
+            Some(t0 + chrono::Duration::hours(9))
+        );
+        // and is forgotten after LANE_FORGET
+        let much_later = later + LANE_FORGET + Duration::from_secs(1);
+        assert_eq!(lanes.low(much_later, active), None);
+        assert!(lanes.lanes.is_empty());
+    }
 
     /// A pipeline with one stdin input of API Gateway records (tenant
     /// `acme`), alerts and dead letters under `dir`, and `service` as its
