@@ -443,16 +443,21 @@ fn off_hours_admin_activity_fires() {
     assert!(a.summary.contains("2 admin calls"), "{}", a.summary);
 }
 
-#[test]
-fn volume_surge_fires_at_interval_close() {
-    let (mut engine, mut g, _) = warmed(60_000);
-    // next weekday 10:00 UTC
+/// `hour`:00 UTC of the first weekday (of the generator's week, which
+/// starts at `T0`, a Monday) after the day of `now`.
+fn next_weekday_at(now: i64, hour: i64) -> i64 {
     let day = 86_400_000;
-    let mut t = T0 + ((g.now - T0) / day + 1) * day + 10 * 3_600_000;
+    let mut t = T0 + ((now - T0) / day + 1) * day + hour * 3_600_000;
     while ((t - T0) / day) % 7 >= 5 {
         t += day;
     }
-    g.now = t;
+    t
+}
+
+#[test]
+fn volume_surge_fires_at_interval_close() {
+    let (mut engine, mut g, _) = warmed(60_000);
+    g.now = next_weekday_at(g.now, 10);
     let mut out = Vec::new();
     g.run(&mut engine, 300, &mut out); // normal morning
     let start = g.now;
@@ -475,15 +480,10 @@ fn volume_surge_fires_at_interval_close() {
 fn a_surge_no_single_interval_shows_is_found_over_a_quarter_hour() {
     let (mut engine, mut g, _) = warmed(60_000);
     // next weekday 10:00 UTC: ~75 API calls per 5 minutes
-    let day = 86_400_000;
-    let mut t = T0 + ((g.now - T0) / day + 1) * day + 10 * 3_600_000;
-    while ((t - T0) / day) % 7 >= 5 {
-        t += day;
-    }
+    let start = next_weekday_at(g.now, 10);
     let mut out = Vec::new();
     // normal traffic up to it (a jump in time would be filled with empty
     // intervals, which the model learns as quiet hours)
-    let start = t;
     while g.now < start {
         let e = g.benign();
         engine.process(&e, &mut out);

@@ -632,11 +632,8 @@ impl Router {
             .topic
             .zip(meta.partition.and_then(|p| p.parse::<i32>().ok()));
         let track = partition.and(self.track.as_deref());
-        let lane = {
-            let mut h = std::hash::DefaultHasher::new();
-            std::hash::Hash::hash(&(&*self.input, meta.topic, meta.partition), &mut h);
-            std::hash::Hasher::finish(&h)
-        };
+        let lane =
+            tollgate_detect::hash::StableBuild.hash_one((&*self.input, meta.topic, meta.partition));
         if let Some(t) = track {
             let epoch = t.epoch();
             if epoch != self.known_epoch {
