@@ -80,8 +80,12 @@ impl Calibrator {
         }
         let b = (pos as usize).min(BINS - 1);
         let frac = if b == BINS - 1 { 1.0 } else { pos - b as f64 };
-        let below: u64 = self.counts[..b].iter().map(|&c| u64::from(c)).sum();
-        (below as f64 + frac * f64::from(self.counts[b])) / f64::from(self.total)
+        // in u32 (twice the lanes of u64): the counts sum to `total`,
+        // which stays below 2^24 (wrapping only guards a doctored snapshot)
+        let below = self.counts[..b]
+            .iter()
+            .fold(0u32, |a, &c| a.wrapping_add(c));
+        (f64::from(below) + frac * f64::from(self.counts[b])) / f64::from(self.total)
     }
 
     #[inline]

@@ -215,6 +215,12 @@ pub fn registrable_domain(host: &str) -> &str {
     }
 }
 
+/// The shortest subdomain (left of the registrable domain) a DNS name
+/// must have to be judged as a tunnelling candidate; shorter ones carry
+/// too few bytes per query to tunnel through, and their entropy is not
+/// computed.
+pub const TUNNEL_MIN_SUB_LEN: u16 = 12;
+
 /// Shannon entropy (bits per byte) of a string, 0 for an empty one:
 /// log2 n − Σ c·log2 c / n over the counts c of its distinct bytes.
 pub fn shannon_entropy(b: &[u8]) -> f32 {
@@ -274,12 +280,20 @@ fn content_bucket(ct: Option<&str>) -> ContentBucket {
     }
 }
 
-/// ASCII case-insensitive substring test without allocating.
+/// ASCII case-insensitive substring test without allocating, for a
+/// non-empty lowercase ASCII-letter-led `needle`: the bytes are compared
+/// only where its first letter stands (either case: `| 0x20` folds exactly
+/// 'A' onto 'a'). Every event's route, app and principal are searched for
+/// "admin"; the strings are short, so a plain loop beats `memchr2`'s set-up.
 pub(crate) fn contains_ci(hay: &str, needle: &[u8]) -> bool {
     let h = hay.as_bytes();
-    h.len() >= needle.len()
-        && h.windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    let n = needle.len();
+    h.len() >= n
+        && (0..=h.len() - n)
+            .any(|i| (h[i] | 0x20) == first && h[i..i + n].eq_ignore_ascii_case(needle))
 }
 
 /// The stateless features of one event. Hash fields are `0` when the event
@@ -309,7 +323,10 @@ pub struct Features {
     pub route: u64,
     /// DNS: hash of the full query name; 0 elsewhere.
     pub qname: u64,
-    /// DNS: length and entropy of the part left of the registrable domain.
+    /// DNS: length and entropy of the part left of the registrable domain
+    /// (the entropy only where the length is at least
+    /// [`TUNNEL_MIN_SUB_LEN`], the shortest a tunnelling candidate has; 0
+    /// for shorter ones).
     pub sub_len: u16,
     pub sub_entropy: f32,
     /// HTTP status class 1..=5, 0 if none.
@@ -450,7 +467,9 @@ fn featurize_with(ev: &Event, tz: chrono_tz::Tz, mut cache: Option<&mut FeatureC
             let sub = &host.as_bytes()[..host.len() - reg_len];
             let sub = sub.strip_suffix(b".").unwrap_or(sub);
             sub_len = sub.len().min(u16::MAX as usize) as u16;
-            sub_entropy = shannon_entropy(sub);
+            if sub_len >= TUNNEL_MIN_SUB_LEN {
+                sub_entropy = shannon_entropy(sub);
+            }
         }
     } else if let Some(ip) = ev.destination_ip {
         if ev.source != Source::Apigw {
@@ -578,6 +597,29 @@ mod tests {
         );
         assert_ne!(ua_family("toolA/1").2, ua_family("toolB/1").2);
         assert_eq!(ua_family("toolA/1").2, ua_family("toolA/2").2);
+    }
+
+    #[test]
+    fn contains_ci_finds_a_word_in_any_case_at_any_place() {
+        for (hay, found) in [
+            ("admin", true),
+            ("/v1/ADMIN/users", true),
+            ("svc-Admin", true),
+            ("xadmi", false),
+            ("a-d-m-i-n", false),
+            ("aaaadmin", true),
+            ("adm", false),
+            ("", false),
+        ] {
+            assert_eq!(contains_ci(hay, b"admin"), found, "{hay}");
+            // the same answer as comparing at every position
+            let slow = hay.len() >= 5
+                && hay
+                    .as_bytes()
+                    .windows(5)
+                    .any(|w| w.eq_ignore_ascii_case(b"admin"));
+            assert_eq!(slow, found, "{hay}");
+        }
     }
 
     #[test]

@@ -872,7 +872,9 @@ impl TenantModel {
         }
         self.last_ms = self.last_ms.max(now);
         let hour = now.div_euclid(3_600_000) as u32;
-        let hl_ms = c.categorical_half_life.0.as_millis() as f64 / std::f64::consts::LN_2;
+        // (through i64: a u128 to f64 conversion is a library call)
+        let hl_ms = c.categorical_half_life.as_millis_i64() as f64 / std::f64::consts::LN_2;
+        let mut decay = crate::sketch::DecayMemo::new(hl_ms);
 
         self.resolve_quiet(now, cfg, out);
         let si = self.source_slot(f.source, cfg);
@@ -885,7 +887,7 @@ impl TenantModel {
         // --- issuer
         if f.issuer != 0 {
             let s = self.seen.touch(Kind::Issuer, f.issuer, hour);
-            let tot = self.totals[Kind::Issuer as usize].add(now, hl_ms, 1.0) - 1.0;
+            let tot = self.totals[Kind::Issuer as usize].add_memo(now, &mut decay, 1.0) - 1.0;
             raw[Detector::Issuer.index()] = bits(tot + 2.0, f64::from(s.count) + 1.0);
             facts.issuer_count = s.count;
             facts.issuer_total = tot;
@@ -905,21 +907,22 @@ impl TenantModel {
         let mut new_ua = false;
         // both new for an established principal: the surprisal of a first
         // sighting after `p_count` events
-        let first = bits(f64::from(p_count) + 2.0, 1.0);
+        // (a logarithm only when there is a first sighting)
+        let first = || bits(f64::from(p_count) + 2.0, 1.0);
         if f.principal != 0 && f.client_net != 0 {
             new_net = !self.pairs.touch(mix2(
                 mix2(f.principal, f.client_net),
                 Kind::PrincipalNet as u64,
             ));
             facts.net_count = u32::from(!new_net);
-            facts.s_net = if new_net { first } else { 0.0 };
+            facts.s_net = if new_net { first() } else { 0.0 };
         }
         if f.principal != 0 && f.ua != 0 {
             new_ua = !self
                 .pairs
                 .touch(mix2(mix2(f.principal, f.ua), Kind::PrincipalUa as u64));
             facts.ua_count = u32::from(!new_ua);
-            facts.s_ua = if new_ua { first } else { 0.0 };
+            facts.s_ua = if new_ua { first() } else { 0.0 };
         }
         let mut common_net = false;
         if f.client_net != 0 {
@@ -936,7 +939,7 @@ impl TenantModel {
         // token of a user with a handful of events is still not "curl")
         if f.ua != 0 {
             let u = self.seen.touch(Kind::Ua, f.ua, hour);
-            let tot = self.totals[Kind::Ua as usize].add(now, hl_ms, 1.0) - 1.0;
+            let tot = self.totals[Kind::Ua as usize].add_memo(now, &mut decay, 1.0) - 1.0;
             // the surprisal only for a candidate: the tenant's count and
             // total are learned from every event, the log is not needed
             if f.principal != 0 && new_net && new_ua {
@@ -959,7 +962,7 @@ impl TenantModel {
         let mut new_dest = false;
         if f.domain != 0 {
             let d = self.seen.touch(Kind::Domain, f.domain, hour);
-            let tot = self.totals[Kind::Domain as usize].add(now, hl_ms, 1.0) - 1.0;
+            let tot = self.totals[Kind::Domain as usize].add_memo(now, &mut decay, 1.0) - 1.0;
             s_t = bits(tot + 2.0, f64::from(d.count) + 1.0);
             facts.dom_count = d.count;
             facts.dom_total = tot;
@@ -981,7 +984,7 @@ impl TenantModel {
         }
         if f.signature != 0 {
             let s = self.seen.touch(Kind::Signature, f.signature, hour);
-            let tot = self.totals[Kind::Signature as usize].add(now, hl_ms, 1.0) - 1.0;
+            let tot = self.totals[Kind::Signature as usize].add_memo(now, &mut decay, 1.0) - 1.0;
             s_sig = bits(tot + 2.0, f64::from(s.count) + 1.0);
         }
 
@@ -1064,7 +1067,8 @@ impl TenantModel {
         // --- tunnel
         // only candidate names are remembered: every benign lookup in the
         // table would push out the keys the other detectors need
-        if f.qname != 0 && f.sub_len >= 12 && f.sub_entropy >= 3.0 {
+        if f.qname != 0 && f.sub_len >= crate::features::TUNNEL_MIN_SUB_LEN && f.sub_entropy >= 3.0
+        {
             let q = self.seen.touch(Kind::QName, f.qname, hour);
             if q.novel() {
                 let t = self.tunnel_track(f.domain, now);

@@ -101,7 +101,14 @@ impl EwStat {
     #[inline]
     pub fn update(&mut self, x: f64, alpha_min: f64) {
         self.n += 1;
-        let a = (1.0 / self.n as f64).max(alpha_min);
+        // 1/n only while it can still exceed the floor (a division per
+        // feature per event otherwise): past n·α = 2 it is below α/2
+        let n = self.n as f64;
+        let a = if n * alpha_min > 2.0 {
+            alpha_min
+        } else {
+            (1.0 / n).max(alpha_min)
+        };
         let d = x - self.mean;
         self.mean += a * d;
         self.var = (1.0 - a) * (self.var + a * d * d);
@@ -204,8 +211,18 @@ impl<const N: usize, const T: usize> Gmm<N, T> {
         let m = lps[best];
         let mut s = 0.0;
         for (k, lp) in lps.iter().enumerate().take(self.k) {
-            // exp(0) is exactly 1: the best component's term needs no call
-            s += if k == best { 1.0 } else { (lp - m).exp() };
+            // exp(0) is exactly 1: the best component's term needs no call;
+            // nor does one 40 nats below it: e^-40 < 2^-57, and the sum
+            // holds the best term's 1, so K_MAX such terms move it by less
+            // than half of its last bit
+            let d = lp - m;
+            s += if k == best {
+                1.0
+            } else if d > -40.0 {
+                d.exp()
+            } else {
+                0.0
+            };
         }
         (-(m + s.ln()), best)
     }

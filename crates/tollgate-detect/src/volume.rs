@@ -174,7 +174,17 @@ impl VolumeDetector {
     pub fn feed_at(&mut self, hour_of_week: u8, value: f64) -> VolumeScore {
         let p = self.params;
         let b = p.season.bin(hour_of_week);
-        if !value.is_finite() {
+        let last = usize::from(self.last_bin);
+        let bins = self.season.len();
+        // every bin index is checked here once (a snapshot whose bins do
+        // not match its season is scored as nothing, never a panic), so
+        // the accesses below need no checks of their own
+        if !value.is_finite()
+            || b >= bins
+            || last >= bins
+            || self.bin_scale.len() != bins
+            || self.bin_n.len() != bins
+        {
             return VolumeScore {
                 score: 0.0,
                 z: 0.0,
@@ -184,33 +194,38 @@ impl VolumeDetector {
                 window_expected: self.level,
             };
         }
+        let season = &mut self.season[..bins];
+        let bin_scale = &mut self.bin_scale[..bins];
+        let bin_n = &mut self.bin_n[..bins];
         if self.n == 0 {
             self.level = value;
         }
-        let last = usize::from(self.last_bin);
-        if self.bin_n[b] == 0 && last != b && self.bin_n[last] > 0 {
-            self.season[b] = self.season[last];
-            self.bin_scale[b] = self.bin_scale[last];
-            self.bin_n[b] = self.bin_n[last].min(3);
+        if bin_n[b] == 0 && last != b && bin_n[last] > 0 {
+            season[b] = season[last];
+            bin_scale[b] = bin_scale[last];
+            bin_n[b] = bin_n[last].min(3);
         }
         self.last_bin = b as u8;
-        let s = f64::from(self.season[b]);
+        let s = f64::from(season[b]);
         let expected = self.level + s;
         let r = value - expected;
-        let mut sc = if self.bin_n[b] >= 3 {
-            f64::from(self.bin_scale[b]).max(0.5 * self.scale)
+        // (the values here are finite, checked above: plain comparisons
+        // instead of `f64::max`'s NaN handling, a few instructions each on
+        // the path every interval of every series takes)
+        let mut sc = if bin_n[b] >= 3 {
+            fmax(f64::from(bin_scale[b]), 0.5 * self.scale)
         } else {
             self.scale
         };
         sc *= 1.25; // mean absolute deviation -> standard deviation
         if p.counts {
-            sc = sc.max(expected.max(1.0).sqrt());
+            sc = fmax(sc, fmax(expected, 1.0).sqrt());
         }
-        sc = sc.max(p.min_scale).max(1e-9);
+        sc = fmax(fmax(sc, p.min_scale), 1e-9);
         // every series is non-negative: a level + season that dipped below
         // zero (a quiet night after a busy evening) is an expectation of 0,
         // not one that makes an empty interval a "surge" of +9
-        let mu = expected.max(0.0);
+        let mu = fmax(expected, 0.0);
         let z = (value - mu) / sc;
         // A count is no further out than its Poisson tail says: the
         // Freeman–Tukey deviate against the expected mean (7 errors where 1
@@ -219,7 +234,7 @@ impl VolumeDetector {
         // (the scale above √μ), the Gaussian z is the smaller and is kept.
         let z = if p.counts && z > 0.0 {
             let ft = value.sqrt() + (value + 1.0).sqrt() - (4.0 * mu + 1.0).sqrt();
-            z.min(ft)
+            fmin(z, ft)
         } else {
             z
         };
@@ -230,10 +245,8 @@ impl VolumeDetector {
             // interval (by now the run itself has widened the scale); a run
             // only ever raises a surge's z, never changes a deficit's
             let (mut sv, mut se) = (value, mu);
-            for (j, &[v, e, s0]) in self.recent[..usize::from(self.recent_len)]
-                .iter()
-                .enumerate()
-            {
+            let run = usize::from(self.recent_len).min(WINDOW - 1);
+            for (j, &[v, e, s0]) in self.recent[..run].iter().enumerate() {
                 sv += f64::from(v);
                 se += f64::from(e);
                 if sv <= se {
@@ -244,12 +257,16 @@ impl VolumeDetector {
                 let n = (j + 2) as f64;
                 let g = (sv - se) / (f64::from(s0) * n.sqrt());
                 let ft = sv.sqrt() + (sv + 1.0).sqrt() - (4.0 * se + 1.0).sqrt();
-                let zn = g.min(ft);
-                if zn > z.max(0.0) {
+                let zn = fmin(g, ft);
+                if zn > fmax(z, 0.0) {
                     (z, intervals, wv, we) = (zn, (j + 2) as u8, sv, se);
                 }
             }
-            self.recent.rotate_right(1);
+            // newest first (`rotate_right` is a call into the standard
+            // library, ~40 instructions for moving two entries)
+            for i in (1..WINDOW - 1).rev() {
+                self.recent[i] = self.recent[i - 1];
+            }
             self.recent[0] = [value as f32, mu as f32, sc as f32];
             self.recent_len = (self.recent_len + 1).min((WINDOW - 1) as u8);
         }
@@ -259,10 +276,10 @@ impl VolumeDetector {
             0.0
         };
         // learn, with the residual clipped
-        let rc = r.clamp(-5.0 * sc, 5.0 * sc);
+        let rc = fmin(fmax(r, -5.0 * sc), 5.0 * sc);
         let x = expected + rc;
         let level = self.level + p.alpha_level * (x - s - self.level);
-        self.season[b] = (s + p.alpha_season * (x - level - s)) as f32;
+        season[b] = (s + p.alpha_season * (x - level - s)) as f32;
         self.level = level;
         let a = if self.n < 10 {
             1.0 / (self.n as f64 + 1.0)
@@ -275,23 +292,23 @@ impl VolumeDetector {
         // one the size of the dip (a night of 1–2 calls per interval had
         // learned a scale of ~6 that way, and 14 calls scored z 1.8)
         let spread = if p.counts {
-            (value - mu).clamp(-5.0 * sc, 5.0 * sc).abs()
+            fmin(fmax(value - mu, -5.0 * sc), 5.0 * sc).abs()
         } else {
             rc.abs()
         };
         self.scale += a * (spread - self.scale);
-        let ab = if self.bin_n[b] < 10 {
-            1.0 / (f64::from(self.bin_n[b]) + 1.0)
+        let ab = if bin_n[b] < 10 {
+            1.0 / (f64::from(bin_n[b]) + 1.0)
         } else {
             p.alpha_scale * 4.0
         };
-        self.bin_scale[b] += (ab * (spread - f64::from(self.bin_scale[b]))) as f32;
-        self.bin_n[b] = self.bin_n[b].saturating_add(1);
+        bin_scale[b] += (ab * (spread - f64::from(bin_scale[b]))) as f32;
+        bin_n[b] = bin_n[b].saturating_add(1);
         if self.n + 1 == u64::from(p.warmup_intervals) {
             // the other bins were learned while the level itself was
             // settling: they start again (from their neighbour) when next
             // seen
-            for (i, n) in self.bin_n.iter_mut().enumerate() {
+            for (i, n) in bin_n.iter_mut().enumerate() {
                 if i != b {
                     *n = 0;
                 }
@@ -306,6 +323,26 @@ impl VolumeDetector {
             window_value: wv,
             window_expected: we,
         }
+    }
+}
+
+/// The larger of two numbers neither of which is NaN.
+#[inline(always)]
+fn fmax(a: f64, b: f64) -> f64 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// The smaller of two numbers neither of which is NaN.
+#[inline(always)]
+fn fmin(a: f64, b: f64) -> f64 {
+    if a < b {
+        a
+    } else {
+        b
     }
 }
 
@@ -437,12 +474,18 @@ impl IntervalVolume {
         }
         while self.start_ms + interval_ms <= now_ms {
             let h = how(self.start_ms);
-            let values = [
-                self.events as f64,
-                self.errors as f64,
-                (self.bytes_out as f64 / BYTES_UNIT).ln_1p(),
-                self.distinct(),
-            ];
+            // an empty interval (a quiet source's usual one) is four
+            // zeros, without a logarithm or a pass over the bitmap
+            let values = if self.events == 0 {
+                [0.0; 4]
+            } else {
+                [
+                    self.events as f64,
+                    self.errors as f64,
+                    (self.bytes_out as f64 / BYTES_UNIT).ln_1p(),
+                    self.distinct(),
+                ]
+            };
             for (i, v) in values.into_iter().enumerate() {
                 let score = self.det[i].feed_at(h, v);
                 verdict(IntervalVerdict {
