@@ -290,6 +290,10 @@ pub(crate) fn contains_ci(hay: &str, needle: &[u8]) -> bool {
     let Some(&first) = needle.first() else {
         return true;
     };
+    debug_assert!(
+        first.is_ascii_lowercase(),
+        "the needle leads with a lowercase letter"
+    );
     let n = needle.len();
     h.len() >= n
         && (0..=h.len() - n)
