@@ -457,7 +457,7 @@ impl DecayMemo {
     fn factor(&mut self, dt: i64) -> f64 {
         if dt != self.dt {
             self.dt = dt;
-            self.f = (-(dt as f64) / self.tau_ms).exp();
+            self.f = decay_factor(dt, self.tau_ms);
         }
         self.f
     }
@@ -474,37 +474,45 @@ impl Decayed {
     /// The value decayed to `now_ms`.
     #[inline]
     pub fn at(&self, now_ms: i64, tau_ms: f64) -> f64 {
-        let dt = (now_ms - self.last_ms).max(0) as f64;
-        if dt == 0.0 {
-            self.value
-        } else {
-            self.value * (-dt / tau_ms).exp()
-        }
+        self.decayed(now_ms, |dt| decay_factor(dt, tau_ms))
+    }
+    /// Decay to `now_ms`, add `x`, return the new value.
+    #[inline]
+    pub fn add(&mut self, now_ms: i64, tau_ms: f64, x: f64) -> f64 {
+        let v = self.at(now_ms, tau_ms) + x;
+        self.set(now_ms, v)
     }
     /// [`Decayed::add`] with the decay factor from `memo`, which computes
     /// it once for counters last touched at the same instant (a tenant's
     /// per-kind totals mostly are: the same events touch them).
     #[inline]
     pub fn add_memo(&mut self, now_ms: i64, memo: &mut DecayMemo, x: f64) -> f64 {
+        let v = self.decayed(now_ms, |dt| memo.factor(dt)) + x;
+        self.set(now_ms, v)
+    }
+    /// The value times `factor(dt)` for the `dt` > 0 since the last
+    /// update (no factor at all for none).
+    #[inline]
+    fn decayed(&self, now_ms: i64, factor: impl FnOnce(i64) -> f64) -> f64 {
         let dt = (now_ms - self.last_ms).max(0);
-        let decayed = if dt == 0 {
+        if dt == 0 {
             self.value
         } else {
-            self.value * memo.factor(dt)
-        };
-        let v = decayed + x;
-        self.value = v;
-        self.last_ms = self.last_ms.max(now_ms);
-        v
+            self.value * factor(dt)
+        }
     }
-    /// Decay to `now_ms`, add `x`, return the new value.
     #[inline]
-    pub fn add(&mut self, now_ms: i64, tau_ms: f64, x: f64) -> f64 {
-        let v = self.at(now_ms, tau_ms) + x;
+    fn set(&mut self, now_ms: i64, v: f64) -> f64 {
         self.value = v;
         self.last_ms = self.last_ms.max(now_ms);
         v
     }
+}
+
+/// `exp(-dt / tau)`: how much of a [`Decayed`] count is left after `dt`.
+#[inline]
+fn decay_factor(dt: i64, tau_ms: f64) -> f64 {
+    (-(dt as f64) / tau_ms).exp()
 }
 
 /// The networks most of a tenant's traffic comes from (offices, VPN
@@ -772,6 +780,7 @@ impl PrincipalTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::hash_u64;
 
     #[test]
     fn a_memoized_decay_is_the_same_number() {
@@ -793,7 +802,6 @@ mod tests {
         }
         assert_eq!((a, c), (b, d));
     }
-    use crate::hash::hash_u64;
 
     #[test]
     fn principal_counts_keep_the_strong_and_halve_per_half_life() {
