@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use chrono::DateTime;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tollgate_detect::features::{featurize_cached, FeatureCache};
+use tollgate_detect::features::{featurize_cached, FeatureCache, Zone};
 use tollgate_detect::{DetectConfig, Dur, Engine, MemStore};
 use tollgate_events::{Event, Source, TenantId};
 
@@ -107,11 +107,12 @@ fn bench(c: &mut Criterion) {
     let batch = stream(1, 20_000, 3);
     g.throughput(Throughput::Elements(batch.len() as u64));
     let mut cache = FeatureCache::new();
+    let mut zone = Zone::new(chrono_tz::UTC);
     g.bench_function("featurize_cached", |b| {
         b.iter(|| {
             batch
                 .iter()
-                .map(|e| featurize_cached(e, chrono_tz::UTC, &mut cache).signature)
+                .map(|e| featurize_cached(e, &mut zone, &mut cache).signature)
                 .fold(0u64, |a, s| a ^ s)
         })
     });

@@ -409,34 +409,107 @@ pub fn hour_of_week_at(ts_ms: i64, tz: chrono_tz::Tz) -> u8 {
     let local_ms = if tz == chrono_tz::UTC {
         ts_ms
     } else {
-        let t = chrono::DateTime::from_timestamp_millis(ts_ms).unwrap_or_default();
-        ts_ms
-            + i64::from(
-                tz.offset_from_utc_datetime(&t.naive_utc())
-                    .fix()
-                    .local_minus_utc(),
-            ) * 1000
+        ts_ms + offset_ms(tz, ts_ms)
     };
-    let days = local_ms.div_euclid(86_400_000);
-    let weekday = (days + 3).rem_euclid(7); // 1970-01-01 was a Thursday
-    let hour = local_ms.rem_euclid(86_400_000) / 3_600_000;
-    (weekday * 24 + hour) as u8
+    local_hour_of_week(local_ms)
+}
+
+/// `tz`'s offset from UTC at an instant, in milliseconds.
+fn offset_ms(tz: chrono_tz::Tz, ts_ms: i64) -> i64 {
+    let t = chrono::DateTime::from_timestamp_millis(ts_ms).unwrap_or_default();
+    i64::from(
+        tz.offset_from_utc_datetime(&t.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    ) * 1000
+}
+
+/// A tenant's time zone with its offset remembered for one UTC hour:
+/// [`hour_of_week_at`] looks the offset up in the zone's transitions each
+/// time (~60 instructions), and a tenant asks for the hour of week of every
+/// event and of every volume interval it closes, nearly always in the hour
+/// it asked about last. An hour is remembered only when the offset at its
+/// first and last millisecond agree, so an hour holding a transition (at
+/// :30 UTC in a half-hour zone) is looked up exactly every time; that
+/// assumes no zone changes its offset twice within one hour and back.
+/// Two `Zone`s are equal when their zones are: the memo is not state.
+#[derive(Debug, Clone, Copy)]
+pub struct Zone {
+    tz: chrono_tz::Tz,
+    /// UTC hour (ms / 3,600,000) the offset holds for; `i64::MIN`: none.
+    hour: i64,
+    offset_ms: i64,
+}
+
+impl Zone {
+    pub fn new(tz: chrono_tz::Tz) -> Self {
+        Zone {
+            tz,
+            hour: i64::MIN,
+            offset_ms: 0,
+        }
+    }
+
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.tz
+    }
+
+    /// [`hour_of_week_at`] in this zone.
+    #[inline]
+    pub fn hour_of_week(&mut self, ts_ms: i64) -> u8 {
+        if self.tz == chrono_tz::UTC {
+            return local_hour_of_week(ts_ms);
+        }
+        let hour = ts_ms.div_euclid(3_600_000);
+        let off = if hour == self.hour {
+            self.offset_ms
+        } else {
+            let start = hour.saturating_mul(3_600_000);
+            let first = offset_ms(self.tz, start);
+            if first == offset_ms(self.tz, start.saturating_add(3_599_999)) {
+                self.hour = hour;
+                self.offset_ms = first;
+                first
+            } else {
+                offset_ms(self.tz, ts_ms)
+            }
+        };
+        local_hour_of_week(ts_ms + off)
+    }
+}
+
+impl PartialEq for Zone {
+    fn eq(&self, other: &Self) -> bool {
+        self.tz == other.tz
+    }
+}
+
+#[inline]
+fn local_hour_of_week(local_ms: i64) -> u8 {
+    // 1970-01-01 was a Thursday: hour 72 of its week
+    (local_ms.div_euclid(3_600_000) + 72).rem_euclid(168) as u8
 }
 
 /// Extract the stateless features of `ev`, with hour-of-week in `tz`.
 pub fn featurize(ev: &Event, tz: chrono_tz::Tz) -> Features {
-    featurize_with(ev, tz, None)
-}
-
-/// [`featurize`] with a memo for user-agent and domain classification (the
-/// engine's hot path).
-pub fn featurize_cached(ev: &Event, tz: chrono_tz::Tz, cache: &mut FeatureCache) -> Features {
-    featurize_with(ev, tz, Some(cache))
-}
-
-fn featurize_with(ev: &Event, tz: chrono_tz::Tz, mut cache: Option<&mut FeatureCache>) -> Features {
     let ts_ms = ev.ts.timestamp_millis();
-    let hour_of_week = hour_of_week_at(ts_ms, tz);
+    featurize_with(ev, ts_ms, hour_of_week_at(ts_ms, tz), None)
+}
+
+/// [`featurize`] with a memo for user-agent and domain classification and
+/// the zone's offset (the engine's hot path).
+#[inline]
+pub fn featurize_cached(ev: &Event, zone: &mut Zone, cache: &mut FeatureCache) -> Features {
+    let ts_ms = ev.ts.timestamp_millis();
+    featurize_with(ev, ts_ms, zone.hour_of_week(ts_ms), Some(cache))
+}
+
+fn featurize_with(
+    ev: &Event,
+    ts_ms: i64,
+    hour_of_week: u8,
+    mut cache: Option<&mut FeatureCache>,
+) -> Features {
     let h = |seed: u64, s: &Option<tollgate_events::Text>| {
         s.as_deref().map_or(0, |s| hash_bytes(seed, s.as_bytes()))
     };
@@ -677,7 +750,10 @@ mod tests {
             e.destination_host = Some(host.into());
             // compared as Debug text: missing numbers are NaN
             assert_eq!(
-                format!("{:?}", featurize_cached(&e, chrono_tz::UTC, &mut cache)),
+                format!(
+                    "{:?}",
+                    featurize_cached(&e, &mut Zone::new(chrono_tz::UTC), &mut cache)
+                ),
                 format!("{:?}", featurize(&e, chrono_tz::UTC))
             );
         }
@@ -694,6 +770,29 @@ mod tests {
             );
             let ny = chrono_tz::America::New_York;
             assert_eq!(hour_of_week_at(ms, ny), slow(t.with_timezone(&ny)));
+        }
+    }
+
+    #[test]
+    fn a_zones_remembered_offset_gives_what_a_lookup_gives() {
+        // every 7 minutes over a year, in zones with hour and half-hour
+        // daylight saving (Lord Howe moves by 30 minutes at :30 UTC) and
+        // quarter-hour offsets, forwards and with steps back in time
+        for tz in [
+            chrono_tz::America::New_York,
+            chrono_tz::Australia::Lord_Howe,
+            chrono_tz::Australia::Adelaide,
+            chrono_tz::Asia::Kathmandu,
+            chrono_tz::Pacific::Chatham,
+            chrono_tz::Europe::London,
+            chrono_tz::UTC,
+        ] {
+            let mut zone = Zone::new(tz);
+            let start = 1_767_225_600_000i64; // 2026-01-01
+            for i in 0..(366 * 24 * 60 / 7) {
+                let ms = start + i * 7 * 60_000 - if i % 5 == 0 { 3_600_000 } else { 0 };
+                assert_eq!(zone.hour_of_week(ms), hour_of_week_at(ms, tz), "{tz} {ms}");
+            }
         }
     }
 

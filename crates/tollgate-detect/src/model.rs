@@ -23,8 +23,7 @@ use crate::alert::{
 };
 use crate::config::CheckedConfig;
 use crate::features::{
-    featurize_cached, hour_of_week_at, network_label, registrable_domain, ua_family, FeatureCache,
-    Features,
+    featurize_cached, network_label, registrable_domain, ua_family, FeatureCache, Features, Zone,
 };
 use crate::hash::{hash_bytes, mix2};
 use crate::numeric::{to_unit, NumericModel, D, FEATURE_NAMES};
@@ -332,11 +331,11 @@ pub struct TenantModel {
     counters: TenantCounters,
     /// The tenant's time zone; set by the engine from the config, not stored.
     #[serde(skip, default = "utc")]
-    tz: chrono_tz::Tz,
+    zone: Zone,
 }
 
-fn utc() -> chrono_tz::Tz {
-    chrono_tz::UTC
+fn utc() -> Zone {
+    Zone::new(chrono_tz::UTC)
 }
 
 #[inline]
@@ -533,7 +532,7 @@ impl TenantModel {
             episodes: Vec::new(),
             benign: Vec::new(),
             counters: TenantCounters::default(),
-            tz,
+            zone: Zone::new(tz),
         };
         let fixed = m.resident_bytes() - m.seen.resident_bytes()
             + RESERVED_SOURCES * Self::source_cost(cfg)
@@ -555,7 +554,7 @@ impl TenantModel {
     }
 
     pub(crate) fn set_zone(&mut self, tz: chrono_tz::Tz) {
-        self.tz = tz;
+        self.zone = Zone::new(tz);
     }
 
     pub fn tenant(&self) -> &TenantId {
@@ -865,7 +864,7 @@ impl TenantModel {
         out: &mut Vec<AlertUpdate>,
     ) -> EventScore {
         let c = cfg.config();
-        let f = featurize_cached(ev, self.tz, cache);
+        let f = featurize_cached(ev, &mut self.zone, cache);
         let now = f.ts_ms;
         if self.first_ms == i64::MIN {
             self.first_ms = now;
@@ -1374,8 +1373,8 @@ impl TenantModel {
     ) {
         let c = cfg.config();
         let iv = c.volume_interval.as_millis_i64();
-        let tz = self.tz;
-        let how = |ms: i64| hour_of_week_at(ms, tz);
+        let zone = &mut self.zone;
+        let how = |ms: i64| zone.hour_of_week(ms);
         let source = self.sources[si].source;
         let calib = &mut self.calib[Detector::Volume.index()];
         let floor = c.floors.volume;
@@ -1793,7 +1792,7 @@ impl TenantModel {
                     "{} {:02}:00 ({})",
                     DAYS[how / 24 % 7],
                     how % 24,
-                    self.tz
+                    self.zone.tz()
                 );
                 ex.push(Contribution {
                     feature: "hour_of_week".into(),

@@ -456,7 +456,7 @@ impl IntervalVolume {
         &mut self,
         now_ms: i64,
         interval_ms: i64,
-        how: impl Fn(i64) -> u8,
+        mut how: impl FnMut(i64) -> u8,
         mut verdict: impl FnMut(IntervalVerdict),
     ) {
         let aligned = now_ms.div_euclid(interval_ms) * interval_ms;
