@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_events::{Source, TenantId};
 
 use crate::hash::{hash_bytes, hash_u64, mix2};
+use crate::snapshot::{check_time, ShapeError};
 
 /// The detectors of a tenant model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -192,6 +193,15 @@ pub(crate) struct Episode {
     pub first_ms: i64,
     pub last_ms: i64,
     pub events: u32,
+}
+
+impl Episode {
+    /// Times that event times can be subtracted from (quiet episodes
+    /// resolve at `now - last_ms`).
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        check_time("first_ms", self.first_ms)?;
+        check_time("last_ms", self.last_ms)
+    }
 }
 
 /// At most this many episodes are open per tenant; opening one more resolves

@@ -11,6 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::snapshot::{check_len, ShapeError};
+
 const BINS: usize = 64;
 const LO: f64 = 0.01;
 const PER_DOUBLING: f64 = 3.0;
@@ -44,6 +46,21 @@ impl Calibrator {
 
     pub fn total(&self) -> u32 {
         self.total
+    }
+
+    /// [`BINS`] counts (a score's bin indexes them) that sum to `total`,
+    /// below the halving point: a grade is a count over `total`, so counts
+    /// summing to more would grade scores above 1.
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        check_len("counts", self.counts.len(), BINS)?;
+        let sum: u64 = self.counts.iter().map(|&c| u64::from(c)).sum();
+        if self.total >= AGE_AT || sum != u64::from(self.total) {
+            return Err(ShapeError::new(format!(
+                "total is {}, the counts sum to {sum} (both must agree, below {AGE_AT})",
+                self.total
+            )));
+        }
+        Ok(())
     }
 
     /// Fraction of past scores below `raw` (0 when there is no history or

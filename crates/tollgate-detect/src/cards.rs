@@ -47,6 +47,9 @@ impl NumericPrior {
     }
 }
 
+/// The largest reservoir a card may ask for.
+pub const MAX_RESERVOIR: usize = 4096;
+
 /// Parameters of the per-tenant, per-source numeric model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,8 +140,8 @@ impl ModelCard {
         if !(1..=crate::numeric::K_MAX).contains(&n.components) {
             return bad("numeric.components must be 1..=4");
         }
-        if !(32..=4096).contains(&n.reservoir) {
-            return bad("numeric.reservoir must be 32..=4096");
+        if !(32..=MAX_RESERVOIR).contains(&n.reservoir) {
+            return bad(&format!("numeric.reservoir must be 32..={MAX_RESERVOIR}"));
         }
         if n.first_fit_after < n.reservoir as u64 / 2 || n.refit_every == 0 || n.recency_window == 0
         {

@@ -71,7 +71,7 @@ pub use model::{
     Benign, FeedbackEffect, FeedbackTarget, TenantCounters, TenantDetail, TenantModel,
     TenantSummary, TopValue, Verdict, Warmup,
 };
-pub use snapshot::SnapshotError;
+pub use snapshot::{ShapeError, SnapshotError};
 pub use store::{DirStore, MemStore, ModelStore, StoreError};
 pub use volume::{Season, VolumeDetector, VolumeParams, VolumeScore};
 

@@ -31,6 +31,7 @@ use crate::sketch::{
     CommonNetworks, Decayed, Kind, PairFilter, PrincipalCounts, PrincipalTable, SeenTable,
     TopLabels, KINDS, SLOT_BYTES,
 };
+use crate::snapshot::{check_finite, check_len, check_max, check_time, ShapeError};
 use crate::volume::{IntervalVerdict, IntervalVolume, SERIES};
 
 const SHORT_TAU_MS: f64 = 60_000.0;
@@ -147,6 +148,9 @@ pub struct FeedbackEffect {
 /// the oldest (counted in [`TenantCounters::benign_evictions`]).
 pub const MAX_BENIGN: usize = 64;
 
+/// A known-benign entry keeps at most this many bytes of its entity.
+const BENIGN_ENTITY_BYTES: usize = 256;
+
 /// A later alert for an entity marked false positive on a threshold-type
 /// detector must score this many times the marked alert's raw score.
 pub const BENIGN_RAISE: f64 = 1.5;
@@ -162,12 +166,29 @@ struct BeaconTrack {
     ln_bytes: f32,
 }
 
+impl BeaconTrack {
+    /// A time event times can be subtracted from and a finite interval
+    /// estimate (`ln_bytes` is NaN while the track has seen no size).
+    fn check(&self) -> Result<(), ShapeError> {
+        check_time("last_ms", self.last_ms)?;
+        check_finite("mean_s", [f64::from(self.mean_s)])?;
+        check_finite("mad_s", [f64::from(self.mad_s)])
+    }
+}
+
 /// Novel high-entropy query names under one registrable domain.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 struct TunnelTrack {
     key: u64,
     hi: Decayed,
     entropy: f32,
+}
+
+impl TunnelTrack {
+    fn check(&self) -> Result<(), ShapeError> {
+        self.hi.check().map_err(|e| e.within("hi"))?;
+        check_finite("entropy", [f64::from(self.entropy)])
+    }
 }
 
 /// A principal's administrative events in the last minutes (off-hours:
@@ -185,6 +206,14 @@ struct AdminTrack {
     calls: u32,
 }
 
+impl AdminTrack {
+    fn check(&self) -> Result<(), ShapeError> {
+        self.n.check().map_err(|e| e.within("n"))?;
+        check_finite("start_bits", [f64::from(self.start_bits)])?;
+        check_finite("peak", [f64::from(self.peak)])
+    }
+}
+
 /// 401/403 and 404 rates: last minute vs. the last day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 struct Burst {
@@ -199,6 +228,21 @@ struct Burst {
     nf_excess: f32,
 }
 
+impl Burst {
+    fn check(&self) -> Result<(), ShapeError> {
+        for (name, d) in [
+            ("auth_short", &self.auth_short),
+            ("auth_long", &self.auth_long),
+            ("nf_short", &self.nf_short),
+            ("nf_long", &self.nf_long),
+        ] {
+            d.check().map_err(|e| e.within(name))?;
+        }
+        check_finite("auth_excess", [f64::from(self.auth_excess)])?;
+        check_finite("nf_excess", [f64::from(self.nf_excess)])
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct SourceModel {
     source: Source,
@@ -208,6 +252,12 @@ struct SourceModel {
 }
 
 impl SourceModel {
+    fn check(&self) -> Result<(), ShapeError> {
+        self.numeric.check().map_err(|e| e.within("numeric"))?;
+        self.volume.check().map_err(|e| e.within("volume"))?;
+        self.burst.check().map_err(|e| e.within("burst"))
+    }
+
     fn resident_bytes(&self) -> usize {
         // the numeric and volume estimates already include their inline size
         std::mem::size_of::<Self>()
@@ -372,6 +422,11 @@ fn thousands(n: u64) -> String {
 
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
+/// Hours of a week: the bins of `hours` and `admin_hours`.
+const HOURS: usize = 168;
+/// An hour bin reaching this halves all of them (they stay below it).
+const HOUR_HALVE_AT: u16 = 1 << 15;
+
 /// Per-event intermediate values the explanations need.
 #[derive(Default)]
 struct Facts {
@@ -519,9 +574,9 @@ impl TenantModel {
             top_issuers: TopLabels::default(),
             top_domains: TopLabels::default(),
             principals,
-            hours: vec![0; 168],
+            hours: vec![0; HOURS],
             hours_total: 0,
-            admin_hours: vec![0; 168],
+            admin_hours: vec![0; HOURS],
             admin_total: 0,
             admin_typical: ADMIN_TYPICAL_PRIOR,
             sources: Vec::new(),
@@ -551,6 +606,109 @@ impl TenantModel {
             burst: Burst::default(),
         }
         .resident_bytes()
+    }
+
+    /// Checks what the code relies on without checking it again, for a
+    /// model decoded from a snapshot ([`crate::snapshot::decode`]): the
+    /// lengths it indexes by (168 hour bins, one calibrator per detector,
+    /// whole buckets in every table, per-bin vectors that match their
+    /// season, mixture components within the fixed arrays, …), the caps the
+    /// memory estimate counts on (tracks, episodes, known-benign entries,
+    /// tables within the budget), times that event times can be subtracted
+    /// from, and finite floats wherever a NaN would stay and poison scores.
+    /// [`TenantModel::new`] and the updates keep all of these, so only a
+    /// corrupt, crafted or incompatible snapshot fails; the hash in front
+    /// of it is unkeyed and cannot tell. O(model size), no I/O.
+    pub fn check_shape(&self) -> Result<(), ShapeError> {
+        for (name, t) in [("first_ms", self.first_ms), ("last_ms", self.last_ms)] {
+            if t != i64::MIN {
+                check_time(name, t)?;
+            }
+        }
+        self.seen.check().map_err(|e| e.within("seen"))?;
+        self.counts.check().map_err(|e| e.within("counts"))?;
+        self.pairs.check().map_err(|e| e.within("pairs"))?;
+        self.principals
+            .check()
+            .map_err(|e| e.within("principals"))?;
+        // each is sized from a share of the budget (the table's from what
+        // the others leave) and never grows
+        for (name, bytes) in [
+            ("seen", self.seen.resident_bytes()),
+            ("counts", self.counts.resident_bytes()),
+            ("pairs", self.pairs.resident_bytes()),
+            ("principals", self.principals.resident_bytes()),
+        ] {
+            if bytes > self.budget {
+                return Err(ShapeError::new(format!(
+                    "{name} takes {bytes} bytes, more than the budget of {}",
+                    self.budget
+                )));
+            }
+        }
+        self.common_nets
+            .check()
+            .map_err(|e| e.within("common_nets"))?;
+        self.top_issuers
+            .check()
+            .map_err(|e| e.within("top_issuers"))?;
+        self.top_domains
+            .check()
+            .map_err(|e| e.within("top_domains"))?;
+        for (k, t) in self.totals.iter().enumerate() {
+            t.check().map_err(|e| e.within(format!("totals[{k}]")))?;
+        }
+        for (name, bins) in [("hours", &self.hours), ("admin_hours", &self.admin_hours)] {
+            check_len(name, bins.len(), HOURS)?;
+            if let Some(v) = bins.iter().find(|&&v| v >= HOUR_HALVE_AT) {
+                return Err(ShapeError::new(format!(
+                    "{name} holds {v}, expected below {HOUR_HALVE_AT}"
+                )));
+            }
+        }
+        check_finite("admin_typical", [f64::from(self.admin_typical)])?;
+        check_max("sources", self.sources.len(), Source::ALL.len())?;
+        for (i, s) in self.sources.iter().enumerate() {
+            if self.sources[..i].iter().any(|o| o.source == s.source) {
+                return Err(ShapeError::new(format!("sources has {} twice", s.source)));
+            }
+            s.check()
+                .map_err(|e| e.within(format!("sources[{}]", s.source)))?;
+        }
+        check_len("calib", self.calib.len(), Detector::COUNT)?;
+        for (d, c) in Detector::ALL.iter().zip(&self.calib) {
+            c.check().map_err(|e| e.within(format!("calib[{d}]")))?;
+        }
+        check_max("beacons", self.beacons.len(), TRACKS)?;
+        for (i, b) in self.beacons.iter().enumerate() {
+            b.check().map_err(|e| e.within(format!("beacons[{i}]")))?;
+        }
+        check_max("tunnels", self.tunnels.len(), TRACKS)?;
+        for (i, t) in self.tunnels.iter().enumerate() {
+            t.check().map_err(|e| e.within(format!("tunnels[{i}]")))?;
+        }
+        check_max("admin_tracks", self.admin_tracks.len(), ADMIN_TRACKS)?;
+        for (i, t) in self.admin_tracks.iter().enumerate() {
+            t.check()
+                .map_err(|e| e.within(format!("admin_tracks[{i}]")))?;
+        }
+        check_max("episodes", self.episodes.len(), MAX_OPEN_EPISODES)?;
+        for (i, e) in self.episodes.iter().enumerate() {
+            e.check()
+                .map_err(|err| err.within(format!("episodes[{i}]")))?;
+        }
+        check_max("benign", self.benign.len(), MAX_BENIGN)?;
+        if let Some(b) = self
+            .benign
+            .iter()
+            .find(|b| b.entity.len() > BENIGN_ENTITY_BYTES)
+        {
+            return Err(ShapeError::new(format!(
+                "benign holds an entity of {} bytes, at most {BENIGN_ENTITY_BYTES} allowed",
+                b.entity.len()
+            )));
+        }
+        Ok(())
     }
 
     pub(crate) fn set_zone(&mut self, tz: chrono_tz::Tz) {
@@ -696,7 +854,7 @@ impl TenantModel {
                     detector,
                     entity_key,
                     entity: {
-                        let mut end = entity.len().min(256);
+                        let mut end = entity.len().min(BENIGN_ENTITY_BYTES);
                         while !entity.is_char_boundary(end) {
                             end -= 1;
                         }
@@ -1176,7 +1334,7 @@ impl TenantModel {
     fn count_hour(hours: &mut [u16], total: &mut u64, h: usize) {
         hours[h] += 1;
         *total += 1;
-        if hours[h] >= 1 << 15 {
+        if hours[h] >= HOUR_HALVE_AT {
             *total = 0;
             for v in hours.iter_mut() {
                 *v /= 2;
@@ -2057,5 +2215,424 @@ mod tests {
         let old = TenantModel::hour_share(&hours, 700, thursday10, 8 * day, 0.0);
         assert!(young > 0.05, "pooled by hour of day: {young}");
         assert_eq!(old, 0.0, "a week of history separates the days");
+    }
+
+    /// Three days of four sources' traffic, shaped to reach every part of
+    /// the model: API calls (a few 401s and 404s, admin calls by day and
+    /// some at night), web browsing with a beacon to a rare host, firewall
+    /// sessions, DNS with high-entropy lookups; volume intervals closed as
+    /// event time passes, numeric refits, alerts, and a false positive.
+    fn trained(cfg: &CheckedConfig) -> TenantModel {
+        let t0 = 1_772_409_600_000i64; // a Monday, 00:00 UTC
+        let mut m = TenantModel::new(TenantId::new("acme").unwrap(), cfg);
+        let (mut cache, mut out) = (FeatureCache::new(), Vec::new());
+        let mut rng = 7u64;
+        let mut u = move || {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((rng >> 11) as f64) / ((1u64 << 53) as f64)
+        };
+        let mut now = t0;
+        let mut beacon_at = t0;
+        let mut fired = None;
+        for i in 0..12_000u64 {
+            now += (u() * 40_000.0) as i64 + 1;
+            let p = (u() * 40.0) as usize;
+            let r = u();
+            let source = if r < 0.45 {
+                Source::Apigw
+            } else if r < 0.75 {
+                Source::ZscalerWeb
+            } else if r < 0.9 {
+                Source::ZscalerDns
+            } else {
+                Source::ZscalerFw
+            };
+            let mut ev = Event::new(m.tenant.clone(), source, ms_to_utc(now));
+            ev.id = Some(format!("e{i}").into());
+            ev.principal = Some(format!("user{p}@acme.example").into());
+            ev.client_ip = Some(std::net::IpAddr::from([10, 0, (p % 8) as u8, 17]));
+            ev.user_agent = Some(
+                [
+                    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+                    "okhttp/4.12.0",
+                ][p % 2]
+                    .into(),
+            );
+            ev.latency_ms = Some(20.0 + 200.0 * u());
+            ev.bytes_out = Some(500 + (u() * 5_000.0) as u64);
+            ev.bytes_in = Some(200 + (u() * 20_000.0) as u64);
+            match source {
+                Source::Apigw => {
+                    ev.token_issuer = Some("https://login.acme.example".into());
+                    ev.method = Some("GET".into());
+                    let admin = u() < 0.02;
+                    ev.route = Some(if admin { "/admin/users" } else { "/v1/items" }.into());
+                    let s = u();
+                    ev.status = Some(if s < 0.01 {
+                        401
+                    } else if s < 0.03 {
+                        404
+                    } else {
+                        200
+                    });
+                }
+                Source::ZscalerDns => {
+                    ev.method = Some("A".into());
+                    ev.destination_host = Some(if u() < 0.1 {
+                        let label: String = (0..24)
+                            .map(|_| {
+                                b"0123456789abcdefghijklmnopqrstuv"[(u() * 32.0) as usize] as char
+                            })
+                            .collect();
+                        format!("{label}.t.tunnel.example").into()
+                    } else {
+                        format!("www.site{}.example.com", (u() * 50.0) as u32).into()
+                    });
+                }
+                _ => {
+                    if now - beacon_at >= 60_000 {
+                        beacon_at = now;
+                        ev.principal = Some("user3@acme.example".into());
+                        ev.destination_host = Some("cdn.c2-beacon.example".into());
+                        ev.bytes_out = Some(300);
+                    } else {
+                        ev.destination_host =
+                            Some(format!("www.site{}.example.com", (u() * 50.0) as u32).into());
+                    }
+                    ev.status = Some(200);
+                }
+            }
+            out.clear();
+            m.process(&ev, cfg, &mut cache, &mut out);
+            if fired.is_none() {
+                fired = out.iter().find_map(|x| match x {
+                    AlertUpdate::Fired(a) => Some(FeedbackTarget::from(a)),
+                    _ => None,
+                });
+            }
+        }
+        out.clear();
+        m.advance(now + 600_000, cfg, &mut out);
+        let target = fired.expect("the traffic raised an alert");
+        m.feedback(&target, Verdict::FalsePositive, &mut out);
+        m
+    }
+
+    #[test]
+    fn a_model_that_learned_real_traffic_passes_its_shape_check() {
+        let cfg = DetectConfig::default().check().unwrap();
+        let m = trained(&cfg);
+        assert_eq!(m.sources.len(), 4);
+        assert!(m.counters.gmm_fits >= 4, "{:?}", m.counters);
+        assert!(m.counters.alerts > 0 && !m.benign.is_empty());
+        assert!(!m.beacons.is_empty() && !m.tunnels.is_empty() && !m.admin_tracks.is_empty());
+        assert!(
+            m.calib[Detector::Volume.index()].total() > 1000,
+            "intervals closed"
+        );
+        assert_eq!(m.check_shape(), Ok(()));
+        let back = crate::snapshot::decode(&crate::snapshot::encode(&m), &m.tenant).unwrap();
+        assert_eq!(back, m);
+    }
+
+    /// Decoding the snapshot of `m` changed by `f` is a shape error that
+    /// says `what`.
+    fn assert_rejected(m: &TenantModel, f: impl FnOnce(&mut TenantModel), what: &str) {
+        let mut bad = m.clone();
+        f(&mut bad);
+        match crate::snapshot::decode(&crate::snapshot::encode(&bad), &bad.tenant) {
+            Err(crate::SnapshotError::Shape(msg)) => {
+                assert!(msg.contains(what), "{msg:?} does not say {what:?}")
+            }
+            other => panic!("{what}: {:?}", other.map(|_| "decoded")),
+        }
+    }
+
+    /// `m` with the field at `path` (dotted, array indexes as numbers) of
+    /// its serde form changed by `f`: the private fields of every structure
+    /// are reachable there, as they are to whoever crafts a snapshot.
+    fn crafted(m: &TenantModel, path: &str, f: impl FnOnce(&mut serde_json::Value)) -> TenantModel {
+        let mut v = serde_json::to_value(m).unwrap();
+        f(path
+            .split('.')
+            .fold(&mut v, |v, k| match k.parse::<usize>() {
+                Ok(i) => &mut v[i],
+                Err(_) => &mut v[k],
+            }));
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn episode(last_ms: i64) -> Episode {
+        Episode {
+            detector: Detector::Issuer,
+            entity_key: 1,
+            entity: "e".into(),
+            id: "ep".into(),
+            first_ms: 0,
+            last_ms,
+            events: 1,
+        }
+    }
+
+    fn benign(entity: &str) -> Benign {
+        Benign {
+            detector: Detector::Issuer,
+            entity_key: 1,
+            entity: entity.into(),
+            min_raw: 1.0,
+            since_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_of_the_wrong_shape_is_an_error_not_a_panic() {
+        use serde_json::{json, Value};
+        let cfg = DetectConfig::default().check().unwrap();
+        let t0 = 1_772_409_600_000;
+        let mut m = TenantModel::new(TenantId::new("acme").unwrap(), &cfg);
+        let (mut cache, mut out) = (FeatureCache::new(), Vec::new());
+        for i in 0..50 {
+            let mut ev = Event::new(m.tenant.clone(), Source::Apigw, ms_to_utc(t0 + i * 20_000));
+            ev.principal = Some(format!("user{}", i % 5).into());
+            ev.token_issuer = Some("https://login.acme.example".into());
+            ev.bytes_out = Some(900);
+            m.process(&ev, &cfg, &mut cache, &mut out);
+        }
+        assert_eq!(m.check_shape(), Ok(()));
+
+        // vectors cut short: (path, new length, what the error says)
+        let cut = [
+            ("hours", 12, "hours has 12 entries, expected 168"),
+            ("calib", 8, "calib has 8 entries, expected 9"),
+            (
+                "calib.8.counts",
+                3,
+                "calib[volume].counts has 3 entries, expected 64",
+            ),
+            (
+                "seen.slots",
+                6,
+                "seen.slots has 6 entries, expected a non-zero multiple of 4",
+            ),
+            ("pairs.slots", 12, "pairs.slots has 12 entries"),
+            ("counts.slots", 0, "counts.slots has 0 entries"),
+            (
+                "principals.slots",
+                24,
+                "principals.slots has 3 buckets, expected a power of two",
+            ),
+            (
+                "sources.0.volume.det.1.season",
+                12,
+                "sources[apigw].volume.errors.season has 12",
+            ),
+            (
+                "sources.0.volume.det.0.bin_n",
+                47,
+                "volume.events.bin_n has 47 entries, expected 48",
+            ),
+        ];
+        for (path, len, what) in cut {
+            let bad = crafted(&m, path, |v| v.as_array_mut().unwrap().truncate(len));
+            assert_rejected(&bad, |_| {}, what);
+        }
+        // fields set: (path, new value, what the error says)
+        let source = serde_json::to_value(&m.sources[0]).unwrap();
+        let many = |x: Value, n: usize| Value::from(vec![x; n]);
+        let set = [
+            ("admin_hours.5", json!(40_000), "admin_hours holds 40000"),
+            ("calib.0.total", json!(7), "calib[issuer].total is 7"),
+            ("seen.half_life_h", json!(0), "seen.half_life_h is 0"),
+            (
+                "seen.slots.0.tag",
+                json!(200u32 << 24),
+                "seen.slots holds a key of kind 200",
+            ),
+            ("counts.half_life_h", json!(0), "counts.half_life_h is 0"),
+            ("budget", json!(1024), "seen takes"),
+            (
+                "common_nets.entries",
+                many(json!([1, 1, 0]), 17),
+                "common_nets.entries has 17",
+            ),
+            (
+                "common_nets.entries",
+                json!([[1, 1, 2]]),
+                "over-estimated by 2",
+            ),
+            (
+                "top_issuers.entries",
+                many(json!([1, 1, ""]), 4),
+                "top_issuers.entries has 4",
+            ),
+            (
+                "top_domains.entries",
+                json!([[1, 1, "x".repeat(30)]]),
+                "a label of 30 bytes",
+            ),
+            (
+                "sources",
+                json!([source, source]),
+                "sources has apigw twice",
+            ),
+            (
+                "sources",
+                many(source.clone(), 6),
+                "sources has 6 entries, at most 5",
+            ),
+            (
+                "sources.0.numeric.gmm.k",
+                json!(0),
+                "sources[apigw].numeric.gmm.k is 0",
+            ),
+            (
+                "sources.0.numeric.gmm.k",
+                json!(5),
+                "numeric.gmm.k is 5, expected 1..=4",
+            ),
+            (
+                "sources.0.numeric.gmm.scale.2",
+                json!(0.0),
+                "numeric.gmm.scale holds 0",
+            ),
+            (
+                "sources.0.numeric.prior_std.0",
+                json!(-1.0),
+                "numeric.prior_std holds -1",
+            ),
+            (
+                "sources.0.numeric.reservoir",
+                many(json!([0, 0, 0, 0, 0, 0]), 4097),
+                "has 4097",
+            ),
+            ("sources.0.numeric.cap", json!(5000), "numeric.cap is 5000"),
+            // bins of another season than the vectors were made for
+            (
+                "sources.0.volume.det.3.params.season",
+                json!("weekly"),
+                "has 48 entries, expected 168",
+            ),
+            (
+                "sources.0.volume.det.2.last_bin",
+                json!(48),
+                "bytes_out.last_bin is 48",
+            ),
+            (
+                "sources.0.volume.det.0.recent_len",
+                json!(255),
+                "events.recent_len is 255",
+            ),
+            // times that event times are subtracted from
+            ("first_ms", json!(i64::MAX), "first_ms is"),
+            (
+                "principals.base_ms",
+                json!(i64::MIN + 1),
+                "principals.base_ms is",
+            ),
+            ("totals.3.last_ms", json!(i64::MIN), "totals[3].last_ms is"),
+            (
+                "sources.0.volume.start_ms",
+                json!(i64::MIN + 1),
+                "volume.start_ms is",
+            ),
+        ];
+        for (path, new, what) in set {
+            let bad = crafted(&m, path, |v: &mut Value| *v = new);
+            assert_rejected(&bad, |_| {}, what);
+        }
+        // non-finite floats and overlong vectors, set directly
+        type Change = fn(&mut TenantModel);
+        let direct: [(Change, &str); 17] = [
+            (|m| m.admin_typical = f32::NAN, "admin_typical holds NaN"),
+            (
+                |m| m.totals[1].value = f64::INFINITY,
+                "totals[1].value holds inf",
+            ),
+            (
+                |m| m.sources[0].numeric.stats[1].mean = f64::NAN,
+                "numeric.stats holds NaN",
+            ),
+            (
+                |m| m.sources[0].burst.auth_excess = f32::NAN,
+                "burst.auth_excess holds NaN",
+            ),
+            (
+                |m| m.sources[0].burst.nf_long.last_ms = i64::MIN,
+                "burst.nf_long.last_ms is",
+            ),
+            (
+                |m| m.principals.get(1 << 40, 0).0.rate = f32::INFINITY,
+                "principals.slots holds inf",
+            ),
+            (
+                |m| m.beacons = vec![BeaconTrack::default(); TRACKS + 1],
+                "beacons has 33 entries",
+            ),
+            (
+                |m| {
+                    m.beacons = vec![BeaconTrack {
+                        mean_s: f32::NAN,
+                        ..Default::default()
+                    }]
+                },
+                "beacons[0].mean_s",
+            ),
+            (
+                |m| {
+                    m.beacons = vec![BeaconTrack {
+                        last_ms: i64::MIN,
+                        ..Default::default()
+                    }]
+                },
+                "beacons[0].last_ms",
+            ),
+            (
+                |m| m.tunnels = vec![TunnelTrack::default(); TRACKS + 1],
+                "tunnels has 33 entries",
+            ),
+            (
+                |m| {
+                    m.tunnels = vec![TunnelTrack {
+                        entropy: f32::NAN,
+                        ..Default::default()
+                    }]
+                },
+                "tunnels[0].entropy",
+            ),
+            (
+                |m| m.admin_tracks = vec![AdminTrack::default(); ADMIN_TRACKS + 1],
+                "admin_tracks has 9",
+            ),
+            (
+                |m| {
+                    m.admin_tracks = vec![AdminTrack {
+                        peak: f32::NAN,
+                        ..Default::default()
+                    }]
+                },
+                "admin_tracks[0].peak",
+            ),
+            (
+                |m| m.episodes = vec![episode(0); MAX_OPEN_EPISODES + 1],
+                "episodes has 33 entries",
+            ),
+            (
+                |m| m.episodes = vec![episode(i64::MIN)],
+                "episodes[0].last_ms is",
+            ),
+            (
+                |m| m.benign = vec![benign("e"); MAX_BENIGN + 1],
+                "benign has 65 entries, at most 64",
+            ),
+            (
+                |m| m.benign = vec![benign(&"x".repeat(300))],
+                "benign holds an entity of 300 bytes",
+            ),
+        ];
+        for (f, what) in direct {
+            assert_rejected(&m, f, what);
+        }
     }
 }

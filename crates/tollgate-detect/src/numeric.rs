@@ -58,7 +58,8 @@ use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
 use serde::{Deserialize, Serialize};
 
-use crate::cards::{NumericCard, Prior};
+use crate::cards::{NumericCard, Prior, MAX_RESERVOIR};
+use crate::snapshot::{check_finite, check_max, ShapeError};
 
 /// Dimensions of the numeric vector.
 pub const D: usize = 6;
@@ -169,6 +170,29 @@ impl<const N: usize, const T: usize> Gmm<N, T> {
     /// Mixture components in use.
     pub fn components(&self) -> usize {
         self.k
+    }
+
+    /// 1 to [`K_MAX`] components (scoring indexes the fixed arrays by
+    /// component), positive scales (they divide), and finite parameters in
+    /// the components in use and in the baseline (a NaN there makes every
+    /// score NaN: never graded, never alerted on).
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        if !(1..=K_MAX).contains(&self.k) {
+            return Err(ShapeError::new(format!(
+                "k is {}, expected 1..={K_MAX}",
+                self.k
+            )));
+        }
+        check_finite("center", self.center)?;
+        if let Some(s) = self.scale.iter().find(|s| s.is_nan() || **s <= 0.0) {
+            return Err(ShapeError::new(format!("scale holds {s}, expected > 0")));
+        }
+        let k = self.k;
+        check_finite("log_norm", self.log_norm[..k].iter().copied())?;
+        check_finite("means", self.means[..k].iter().flatten().copied())?;
+        check_finite("upper", self.upper[..k].iter().flatten().copied())?;
+        check_finite("sd", self.sd[..k].iter().flatten().copied())?;
+        check_finite("baseline", [self.baseline])
     }
 
     #[inline]
@@ -416,6 +440,30 @@ impl<const N: usize, const T: usize> NumericModel<N, T> {
             fit_failures: 0,
             next_fit: card.first_fit_after,
         }
+    }
+
+    /// The mixture's shape ([`Gmm`]), finite running stats and imputation
+    /// values (a NaN imputed is a NaN scored), positive prior deviations
+    /// (they floor a divisor), and a reservoir no longer than any card
+    /// allows: not checked against `cap`, which follows the current card,
+    /// because a card that shrank the reservoir leaves a longer one behind.
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        self.gmm.check().map_err(|e| e.within("gmm"))?;
+        check_finite("stats", self.stats.iter().flat_map(|s| [s.mean, s.var]))?;
+        check_finite("impute", self.impute.map(f64::from))?;
+        if let Some(s) = self.prior_std.iter().find(|s| s.is_nan() || **s <= 0.0) {
+            return Err(ShapeError::new(format!(
+                "prior_std holds {s}, expected > 0"
+            )));
+        }
+        check_max("reservoir", self.reservoir.len(), MAX_RESERVOIR)?;
+        if self.cap as usize > MAX_RESERVOIR {
+            return Err(ShapeError::new(format!(
+                "cap is {}, at most {MAX_RESERVOIR} allowed",
+                self.cap
+            )));
+        }
+        Ok(())
     }
 
     pub fn resident_bytes(&self) -> usize {
@@ -934,6 +982,42 @@ mod tests {
         }
         assert!(odd_before >= 22, "{odd_before} of 24");
         assert!(still_odd >= 12, "{still_odd} of 24");
+    }
+
+    #[test]
+    fn a_fitted_model_passes_its_shape_check_and_a_nan_in_use_does_not() {
+        let c = card();
+        let mut m = NumericModel::new(&c, 1);
+        let mut s = 7u64;
+        for _ in 0..1100 {
+            m.learn(&sample(&mut s), &c, 42);
+        }
+        assert!(m.gmm.k >= 2);
+        assert_eq!(m.check(), Ok(()));
+        let broken = |f: &dyn Fn(&mut NumericModel)| {
+            let mut b = m.clone();
+            f(&mut b);
+            b.check().unwrap_err().to_string()
+        };
+        assert_eq!(
+            broken(&|b| b.gmm.baseline = f64::NAN),
+            "gmm.baseline holds NaN, expected a finite number"
+        );
+        let k = m.gmm.k;
+        assert!(
+            broken(&|b| b.gmm.means[k - 1][3] = f64::INFINITY).starts_with("gmm.means holds inf")
+        );
+        assert!(broken(&|b| b.gmm.upper[0][0] = f64::NAN).starts_with("gmm.upper holds NaN"));
+        assert!(broken(&|b| b.gmm.log_norm[0] = f64::NAN).starts_with("gmm.log_norm"));
+        assert!(broken(&|b| b.gmm.sd[0][0] = f64::NAN).starts_with("gmm.sd"));
+        assert!(broken(&|b| b.gmm.center[0] = f64::NAN).starts_with("gmm.center"));
+        assert!(broken(&|b| b.impute[2] = f32::NAN).starts_with("impute holds NaN"));
+        // a component past `k` is not in use: whatever it holds is unread
+        if k < K_MAX {
+            let mut b = m.clone();
+            b.gmm.means[K_MAX - 1][0] = f64::NAN;
+            assert_eq!(b.check(), Ok(()));
+        }
     }
 
     #[test]

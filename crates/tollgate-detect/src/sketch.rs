@@ -17,6 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::snapshot::{check_buckets, check_finite, check_max, check_time, ShapeError};
+
 /// Which categorical feature a key belongs to. Stored in the slot tag, so
 /// kinds never collide with each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +105,28 @@ impl SeenTable {
 
     pub fn distinct(&self, kind: Kind) -> u32 {
         self.distinct[kind as usize]
+    }
+
+    /// What lookups rely on in a decoded table: whole buckets (at least
+    /// one: `locate` indexes a bucket's four slots), a half-life to divide
+    /// ages by, and in every used slot a kind below [`KINDS`] (a replaced
+    /// slot's kind indexes `distinct`).
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        check_buckets("slots", self.slots.len(), WAYS)?;
+        if self.half_life_h == 0 {
+            return Err(ShapeError::new("half_life_h is 0"));
+        }
+        if let Some(s) = self
+            .slots
+            .iter()
+            .find(|s| s.tag != 0 && (s.tag >> 24) as usize >= KINDS)
+        {
+            return Err(ShapeError::new(format!(
+                "slots holds a key of kind {}, expected below {KINDS}",
+                s.tag >> 24
+            )));
+        }
+        Ok(())
     }
 
     #[inline]
@@ -267,6 +291,11 @@ impl PairFilter {
         self.slots.len() * 2 + std::mem::size_of::<Self>()
     }
 
+    /// Whole buckets, at least one: `touch` indexes a bucket's eight slots.
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        check_buckets("slots", self.slots.len(), PAIR_WAYS)
+    }
+
     /// Whether the pair was present; either way it is now its bucket's most
     /// recent entry.
     ///
@@ -359,6 +388,16 @@ impl PrincipalCounts {
 
     pub fn resident_bytes(&self) -> usize {
         self.slots.len() * 4 + std::mem::size_of::<Self>()
+    }
+
+    /// Whole buckets, at least one (`touch` indexes a bucket's eight
+    /// slots), and a half-life to divide elapsed hours by.
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        check_buckets("slots", self.slots.len(), COUNT_WAYS)?;
+        if self.half_life_h == 0 {
+            return Err(ShapeError::new("half_life_h is 0"));
+        }
+        Ok(())
     }
 
     #[inline]
@@ -471,6 +510,13 @@ pub struct Decayed {
 }
 
 impl Decayed {
+    /// A finite value (a NaN would stay NaN through every decay) and a time
+    /// event times can be subtracted from.
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        check_finite("value", [self.value])?;
+        check_time("last_ms", self.last_ms)
+    }
+
     /// The value decayed to `now_ms`.
     #[inline]
     pub fn at(&self, now_ms: i64, tau_ms: f64) -> f64 {
@@ -537,6 +583,20 @@ impl CommonNetworks {
         std::mem::size_of::<Self>() + COMMON_NETS * 12
     }
 
+    /// At most [`COMMON_NETS`] entries (the memory estimate's bound), none
+    /// over-estimated by more than its count (`touch` subtracts the one
+    /// from the other).
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        check_max("entries", self.entries.len(), COMMON_NETS)?;
+        if let Some(e) = self.entries.iter().find(|e| e.2 > e.1) {
+            return Err(ShapeError::new(format!(
+                "entries holds a count of {} over-estimated by {}",
+                e.1, e.2
+            )));
+        }
+        Ok(())
+    }
+
     /// The share of the tenant's events surely from `key` before this
     /// event, then count it.
     #[inline]
@@ -581,6 +641,8 @@ pub struct TopLabels {
 }
 
 pub const TOP_N: usize = 3;
+/// Labels are cut to this many bytes.
+const LABEL_BYTES: usize = 24;
 
 impl TopLabels {
     /// Offer a key whose decayed count (after this event) is `count`; the
@@ -629,10 +691,23 @@ impl TopLabels {
     pub fn resident_bytes(&self) -> usize {
         TOP_N * std::mem::size_of::<(u64, u32, compact_str::CompactString)>()
     }
+
+    /// At most [`TOP_N`] labels of at most [`LABEL_BYTES`] each: what the
+    /// memory estimate counts (a longer label is allocated on the heap).
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        check_max("entries", self.entries.len(), TOP_N)?;
+        if let Some(e) = self.entries.iter().find(|e| e.2.len() > LABEL_BYTES) {
+            return Err(ShapeError::new(format!(
+                "entries holds a label of {} bytes, at most {LABEL_BYTES} allowed",
+                e.2.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn truncate(s: &str) -> compact_str::CompactString {
-    let mut end = s.len().min(24);
+    let mut end = s.len().min(LABEL_BYTES);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
@@ -695,6 +770,31 @@ impl PrincipalTable {
 
     pub fn resident_bytes(&self) -> usize {
         self.slots.len() * PRINCIPAL_BYTES + std::mem::size_of::<Self>()
+    }
+
+    /// Whole buckets, a power of two of them (a key's bucket is its bits
+    /// masked by the count less one: none at all underflows the mask, any
+    /// other count leaves buckets unused), a base that event times can be
+    /// subtracted from, and finite windows (an infinite rate is an
+    /// infinitely unusual numeric vector at each of the principal's events).
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        check_buckets("slots", self.slots.len(), PWAYS)?;
+        let nb = self.slots.len() / PWAYS;
+        if !nb.is_power_of_two() {
+            return Err(ShapeError::new(format!(
+                "slots has {nb} buckets, expected a power of two"
+            )));
+        }
+        if self.base_ms != i64::MIN {
+            check_time("base_ms", self.base_ms)?;
+        }
+        check_finite(
+            "slots",
+            self.slots
+                .iter()
+                .flat_map(|s| [s.rate, s.errors, s.new_dests])
+                .map(f64::from),
+        )
     }
 
     /// `now_ms` as an offset from the base (0 for a late event before

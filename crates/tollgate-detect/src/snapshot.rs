@@ -11,10 +11,14 @@
 //! | 32 | BLAKE3 hash of the payload |
 //! | n | payload: the model, serde-encoded with postcard |
 //!
-//! Decoding checks all of these and that the snapshot belongs to the tenant
-//! asked for; any failure is a [`SnapshotError`], never a panic, and the
-//! engine starts that tenant cold. Encoding is deterministic (no maps with
-//! random order), so equal models give equal bytes. Pure: no I/O here.
+//! Decoding checks all of these, that the snapshot belongs to the tenant
+//! asked for, and the decoded model's shape ([`TenantModel::check_shape`]:
+//! the BLAKE3 hash is unkeyed, so a rehashed or crafted payload can decode
+//! into vectors of the wrong lengths, which the hot path would index out of
+//! bounds at the tenant's next event); any failure is a [`SnapshotError`],
+//! never a panic, and the engine starts that tenant cold. Encoding is
+//! deterministic (no maps with random order), so equal models give equal
+//! bytes. Pure: no I/O here.
 
 use tollgate_events::TenantId;
 
@@ -43,6 +47,97 @@ pub enum SnapshotError {
     Decode(String),
     #[error("snapshot belongs to tenant {found}, not {expected}")]
     WrongTenant { expected: String, found: String },
+    #[error("snapshot model has the wrong shape: {0}")]
+    Shape(String),
+}
+
+/// A decoded model breaks an invariant its code relies on: which field
+/// (a path from the model, `sources[apigw].volume.errors.season`), and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeError(String);
+
+impl ShapeError {
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
+        ShapeError(msg.into())
+    }
+
+    /// The same error, for a field inside `outer`.
+    pub(crate) fn within(self, outer: impl std::fmt::Display) -> Self {
+        ShapeError(format!("{outer}.{}", self.0))
+    }
+}
+
+impl std::fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
+/// `field` has exactly `expected` entries.
+pub(crate) fn check_len(field: &str, len: usize, expected: usize) -> Result<(), ShapeError> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(ShapeError::new(format!(
+            "{field} has {len} entries, expected {expected}"
+        )))
+    }
+}
+
+/// `field` has at most `max` entries.
+pub(crate) fn check_max(field: &str, len: usize, max: usize) -> Result<(), ShapeError> {
+    if len <= max {
+        Ok(())
+    } else {
+        Err(ShapeError::new(format!(
+            "{field} has {len} entries, at most {max} allowed"
+        )))
+    }
+}
+
+/// `field` is a table of whole buckets of `ways` slots, at least one.
+pub(crate) fn check_buckets(field: &str, len: usize, ways: usize) -> Result<(), ShapeError> {
+    if len > 0 && len.is_multiple_of(ways) {
+        Ok(())
+    } else {
+        Err(ShapeError::new(format!(
+            "{field} has {len} entries, expected a non-zero multiple of {ways}"
+        )))
+    }
+}
+
+/// Every value of `field` is finite (a NaN or infinity in a model's state
+/// stays there and poisons every score computed from it).
+pub(crate) fn check_finite(
+    field: &str,
+    values: impl IntoIterator<Item = f64>,
+) -> Result<(), ShapeError> {
+    match values.into_iter().find(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(v) => Err(ShapeError::new(format!(
+            "{field} holds {v}, expected a finite number"
+        ))),
+    }
+}
+
+/// Beyond chrono's range of instants (±262,143 years, under 8.3e15 ms), and
+/// small enough that the difference of two such times never overflows.
+const MAX_TIME_MS: u64 = 1 << 53;
+
+/// `field` is an event time (ms) that event times can be subtracted from:
+/// with a stored time near `i64::MIN`, `now - last` overflows, and a volume
+/// series whose open interval started there would close every interval
+/// from there to now, one at a time.
+pub(crate) fn check_time(field: &str, ms: i64) -> Result<(), ShapeError> {
+    if ms.unsigned_abs() <= MAX_TIME_MS {
+        Ok(())
+    } else {
+        Err(ShapeError::new(format!(
+            "{field} is {ms}, outside the range of event times"
+        )))
+    }
 }
 
 /// Encode a model.
@@ -86,6 +181,8 @@ pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotEr
             found: m.tenant().to_string(),
         });
     }
+    m.check_shape()
+        .map_err(|e| SnapshotError::Shape(e.to_string()))?;
     Ok(m)
 }
 

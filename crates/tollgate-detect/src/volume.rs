@@ -28,6 +28,8 @@
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::snapshot::{check_finite, check_len, check_time, ShapeError};
+
 /// How the seasonal offset is binned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -155,6 +157,44 @@ impl VolumeDetector {
     pub fn resident_bytes(&self) -> usize {
         // season and bin_scale (f32) and bin_n (u16) per bin
         std::mem::size_of::<Self>() + self.season.len() * 10
+    }
+
+    /// One entry per bin of the season in every per-bin vector and a last
+    /// bin among them (`feed_at` scores a detector whose bins are off as
+    /// nothing, without learning, for good), a run no longer than `recent`
+    /// holds, and finite parameters and state (a NaN level is a NaN
+    /// expectation at every interval).
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        let bins = self.params.season.bins();
+        check_len("season", self.season.len(), bins)?;
+        check_len("bin_scale", self.bin_scale.len(), bins)?;
+        check_len("bin_n", self.bin_n.len(), bins)?;
+        if usize::from(self.last_bin) >= bins {
+            return Err(ShapeError::new(format!(
+                "last_bin is {}, expected below {bins}",
+                self.last_bin
+            )));
+        }
+        if usize::from(self.recent_len) > WINDOW - 1 {
+            return Err(ShapeError::new(format!(
+                "recent_len is {}, at most {} allowed",
+                self.recent_len,
+                WINDOW - 1
+            )));
+        }
+        let p = &self.params;
+        check_finite(
+            "params",
+            [p.alpha_level, p.alpha_season, p.alpha_scale, p.min_scale],
+        )?;
+        check_finite("level", [self.level])?;
+        check_finite("scale", [self.scale])?;
+        check_finite("season", self.season.iter().map(|&v| f64::from(v)))?;
+        check_finite("bin_scale", self.bin_scale.iter().map(|&v| f64::from(v)))?;
+        check_finite(
+            "recent",
+            self.recent.iter().flatten().map(|&v| f64::from(v)),
+        )
     }
 
     /// The next interval fed does not follow the last one (a gap the
@@ -416,6 +456,18 @@ impl IntervalVolume {
         }
     }
 
+    /// An open interval that started at an event time (or none yet), and
+    /// each series' detector ([`VolumeDetector::check`]).
+    pub(crate) fn check(&self) -> Result<(), ShapeError> {
+        if self.start_ms != i64::MIN {
+            check_time("start_ms", self.start_ms)?;
+        }
+        for (d, name) in self.det.iter().zip(SERIES) {
+            d.check().map_err(|e| e.within(name))?;
+        }
+        Ok(())
+    }
+
     pub fn resident_bytes(&self) -> usize {
         // the detectors are inline: only their per-bin vectors are extra
         std::mem::size_of::<Self>()
@@ -645,6 +697,36 @@ mod tests {
             assert_eq!(d.feed_at(0, 10.0).score, 0.0);
         }
         assert!(d.feed_at(0, 10_000.0).score > 0.0);
+    }
+
+    #[test]
+    fn a_fed_detector_passes_its_shape_check_and_a_nan_does_not() {
+        let mut d = VolumeDetector::new(VolumeParams::default());
+        for i in 0..(12 * 24 * 8) {
+            let (h, v) = diurnal(i);
+            d.feed_at(h, v);
+        }
+        assert_eq!(d.check(), Ok(()));
+        let broken = |f: &dyn Fn(&mut VolumeDetector)| {
+            let mut b = d.clone();
+            f(&mut b);
+            b.check().unwrap_err().to_string()
+        };
+        assert_eq!(
+            broken(&|b| b.level = f64::NAN),
+            "level holds NaN, expected a finite number"
+        );
+        assert!(broken(&|b| b.scale = f64::INFINITY).starts_with("scale holds inf"));
+        assert!(broken(&|b| b.season[7] = f32::NAN).starts_with("season holds NaN"));
+        assert!(broken(&|b| b.bin_scale[0] = f32::INFINITY).starts_with("bin_scale holds inf"));
+        assert!(broken(&|b| b.recent[1][2] = f32::NAN).starts_with("recent holds NaN"));
+        assert!(broken(&|b| b.params.alpha_level = f64::NAN).starts_with("params holds NaN"));
+        // and a detector whose bins are off is scored as nothing at run
+        // time too (the check at load keeps it from being restored at all)
+        let mut b = d.clone();
+        b.bin_n.pop();
+        assert!(b.check().is_err());
+        assert_eq!(b.feed_at(3, 1e6).score, 0.0);
     }
 
     #[test]
