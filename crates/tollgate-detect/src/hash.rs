@@ -102,6 +102,15 @@ impl Hasher for StableHasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0 = hash_bytes(self.0, bytes);
     }
+
+    /// A `str` ends its bytes with a `0xff` (`Hash for str`): folded in
+    /// with one multiply, not a second pass of [`hash_bytes`]. The
+    /// hashbrown tables take their bucket from the low bits and the tag
+    /// from the top bits, both mixed by the multiply of a finalized hash.
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0 = absorb(self.0, u64::from(i));
+    }
 }
 
 /// Builds [`StableHasher`]s with a fixed seed (deterministic iteration order).
