@@ -31,7 +31,7 @@ use crate::sketch::{
     CommonNetworks, Decayed, Kind, PairFilter, PrincipalCounts, PrincipalTable, SeenTable,
     TopLabels, KINDS, SLOT_BYTES,
 };
-use crate::snapshot::{check_finite, check_len, check_max, check_time, ShapeError};
+use crate::snapshot::{check_each, check_finite, check_len, check_max, check_time, ShapeError};
 use crate::volume::{IntervalVerdict, IntervalVolume, SERIES};
 
 const SHORT_TAU_MS: f64 = 60_000.0;
@@ -679,24 +679,20 @@ impl TenantModel {
         for (d, c) in Detector::ALL.iter().zip(&self.calib) {
             c.check().map_err(|e| e.within(format!("calib[{d}]")))?;
         }
-        check_max("beacons", self.beacons.len(), TRACKS)?;
-        for (i, b) in self.beacons.iter().enumerate() {
-            b.check().map_err(|e| e.within(format!("beacons[{i}]")))?;
-        }
-        check_max("tunnels", self.tunnels.len(), TRACKS)?;
-        for (i, t) in self.tunnels.iter().enumerate() {
-            t.check().map_err(|e| e.within(format!("tunnels[{i}]")))?;
-        }
-        check_max("admin_tracks", self.admin_tracks.len(), ADMIN_TRACKS)?;
-        for (i, t) in self.admin_tracks.iter().enumerate() {
-            t.check()
-                .map_err(|e| e.within(format!("admin_tracks[{i}]")))?;
-        }
-        check_max("episodes", self.episodes.len(), MAX_OPEN_EPISODES)?;
-        for (i, e) in self.episodes.iter().enumerate() {
-            e.check()
-                .map_err(|err| err.within(format!("episodes[{i}]")))?;
-        }
+        check_each("beacons", &self.beacons, TRACKS, BeaconTrack::check)?;
+        check_each("tunnels", &self.tunnels, TRACKS, TunnelTrack::check)?;
+        check_each(
+            "admin_tracks",
+            &self.admin_tracks,
+            ADMIN_TRACKS,
+            AdminTrack::check,
+        )?;
+        check_each(
+            "episodes",
+            &self.episodes,
+            MAX_OPEN_EPISODES,
+            Episode::check,
+        )?;
         check_max("benign", self.benign.len(), MAX_BENIGN)?;
         if let Some(b) = self
             .benign

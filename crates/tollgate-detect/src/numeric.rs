@@ -59,7 +59,7 @@ use rand_xoshiro::Xoshiro256Plus;
 use serde::{Deserialize, Serialize};
 
 use crate::cards::{NumericCard, Prior, MAX_RESERVOIR};
-use crate::snapshot::{check_finite, check_max, ShapeError};
+use crate::snapshot::{check_finite, check_max, check_positive, ShapeError};
 
 /// Dimensions of the numeric vector.
 pub const D: usize = 6;
@@ -184,9 +184,7 @@ impl<const N: usize, const T: usize> Gmm<N, T> {
             )));
         }
         check_finite("center", self.center)?;
-        if let Some(s) = self.scale.iter().find(|s| s.is_nan() || **s <= 0.0) {
-            return Err(ShapeError::new(format!("scale holds {s}, expected > 0")));
-        }
+        check_positive("scale", self.scale)?;
         let k = self.k;
         check_finite("log_norm", self.log_norm[..k].iter().copied())?;
         check_finite("means", self.means[..k].iter().flatten().copied())?;
@@ -451,11 +449,7 @@ impl<const N: usize, const T: usize> NumericModel<N, T> {
         self.gmm.check().map_err(|e| e.within("gmm"))?;
         check_finite("stats", self.stats.iter().flat_map(|s| [s.mean, s.var]))?;
         check_finite("impute", self.impute.map(f64::from))?;
-        if let Some(s) = self.prior_std.iter().find(|s| s.is_nan() || **s <= 0.0) {
-            return Err(ShapeError::new(format!(
-                "prior_std holds {s}, expected > 0"
-            )));
-        }
+        check_positive("prior_std", self.prior_std)?;
         check_max("reservoir", self.reservoir.len(), MAX_RESERVOIR)?;
         if self.cap as usize > MAX_RESERVOIR {
             return Err(ShapeError::new(format!(

@@ -122,6 +122,35 @@ pub(crate) fn check_finite(
     }
 }
 
+/// Every value of `field` is a finite number above zero (a scale or a
+/// deviation something is divided by).
+pub(crate) fn check_positive(
+    field: &str,
+    values: impl IntoIterator<Item = f64>,
+) -> Result<(), ShapeError> {
+    match values.into_iter().find(|v| !(v.is_finite() && *v > 0.0)) {
+        None => Ok(()),
+        Some(v) => Err(ShapeError::new(format!(
+            "{field} holds {v}, expected a finite number > 0"
+        ))),
+    }
+}
+
+/// `field` has at most `max` items and each passes `check` (its errors
+/// named `field[i]. …`).
+pub(crate) fn check_each<T>(
+    field: &str,
+    items: &[T],
+    max: usize,
+    check: impl Fn(&T) -> Result<(), ShapeError>,
+) -> Result<(), ShapeError> {
+    check_max(field, items.len(), max)?;
+    for (i, x) in items.iter().enumerate() {
+        check(x).map_err(|e| e.within(format!("{field}[{i}]")))?;
+    }
+    Ok(())
+}
+
 /// Beyond chrono's range of instants (±262,143 years, under 8.3e15 ms), and
 /// small enough that the difference of two such times never overflows.
 const MAX_TIME_MS: u64 = 1 << 53;

@@ -216,9 +216,10 @@ impl VolumeDetector {
         let b = p.season.bin(hour_of_week);
         let last = usize::from(self.last_bin);
         let bins = self.season.len();
-        // every bin index is checked here once (a snapshot whose bins do
-        // not match its season is scored as nothing, never a panic), so
-        // the accesses below need no checks of their own
+        // every bin index is checked here once, so the accesses below need
+        // no checks of their own (a snapshot whose bins do not match its
+        // season is rejected at load, `VolumeDetector::check`; were one
+        // restored anyway, it would score nothing, never panic)
         if !value.is_finite()
             || b >= bins
             || last >= bins
