@@ -5,6 +5,9 @@
 #
 #   benches/load-kafka.sh [EVENTS] [PARTITIONS]     (default 2000000, 4)
 #
+# STEPS=12 runs only the steps named (default 1234; step 3 needs step 2's
+# rate); TG_PERF=FILE records step 2's `tollgate run` with `perf record -g`.
+#
 # 1. ceiling: a bare rdkafka consumer reads EVENTS records and does nothing;
 # 2. throughput: `tollgate run` consumes the same topic (new group) and
 #    scores every event; sustained events/s from the first to the last scored
@@ -20,6 +23,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS="${1:-2000000}"
 PARTS="${2:-4}"
+STEPS="${STEPS:-1234}"
+step() { [[ "$STEPS" == *"$1"* ]]; }
 eval "$(scripts/services)"
 cargo build --release -q -p tollgate -p tollgate-benches --example kafka_load
 TG=target/release/tollgate
@@ -106,39 +111,51 @@ wait_scored() { # N -> prints seconds from first to last scored event
   python3 -c "d=max($now-$first,1e-9); print(f'{d:.2f} {($n-$first_c)/d:.0f}')"
 }
 
-start_broker
-echo "== producing $EVENTS events to $PARTS partitions (tansu at $broker)"
-topic bench
-"$LOAD" produce "$broker" bench "$EVENTS" 100
+if step 1 || step 2; then
+  start_broker
+  echo "== producing $EVENTS events to $PARTS partitions (tansu at $broker)"
+  topic bench
+  "$LOAD" produce "$broker" bench "$EVENTS" 100
+fi
 
-echo "== 1. broker ceiling: bare consumer"
-ceiling=$("$LOAD" ceiling "$broker" bench "$EVENTS")
-echo "$ceiling"
-ceil_rate=$(echo "$ceiling" | sed -E 's/.*\(([0-9]+)\/s.*/\1/')
+ceil_rate=""
+if step 1; then
+  echo "== 1. broker ceiling: bare consumer"
+  ceiling=$("$LOAD" ceiling "$broker" bench "$EVENTS")
+  echo "$ceiling"
+  ceil_rate=$(echo "$ceiling" | sed -E 's/.*\(([0-9]+)\/s.*/\1/')
+fi
 
-echo "== 2. tollgate run: sustained throughput"
-start_tollgate bench tg1
-read -r secs rate < <(wait_scored "$EVENTS")
-kill -TERM "$TG_PID"; wait "$TG_PID" || true
-echo "tollgate scored $EVENTS events: ${rate}/s over ${secs} s = $(python3 -c "print(f'{100*$rate/$ceil_rate:.0f}')")% of the ceiling"
+if step 2; then
+  echo "== 2. tollgate run: sustained throughput"
+  start_tollgate bench tg1
+  if [ -n "${TG_PERF:-}" ]; then perf record -q -g -p "$TG_PID" -o "$TG_PERF" 2>/dev/null & perf_pid=$!; fi
+  read -r secs rate < <(wait_scored "$EVENTS")
+  if [ -n "${TG_PERF:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+  kill -TERM "$TG_PID"; wait "$TG_PID" || true
+  share=""
+  [ -n "$ceil_rate" ] && share=" = $(python3 -c "print(f'{100*$rate/$ceil_rate:.0f}')")% of the ceiling"
+  echo "tollgate scored $EVENTS events: ${rate}/s over ${secs} s$share"
+fi
 
-echo "== 3. latency at half of Tollgate's rate"
-half=$((rate / 2))
-lat_events=$((half * 30))
-start_broker
-topic latency
-start_tollgate latency tg2
-# Produce only once the consumer holds its partitions: records produced
-# during the group join would wait for it and measure the join, not Tollgate.
-for _ in $(seq 300); do
-  [ "$(metric tollgate_kafka_rebalances "$ADMIN")" -ge 1 ] && break
-  sleep 0.1
-done
-"$LOAD" produce "$broker" latency "$lat_events" 100 "$half" 2 "$PACED"
-wait_scored "$lat_events" >/dev/null
-curl -s "http://$ADMIN/metrics" >"$work/latency-metrics"
-kill -TERM "$TG_PID"; wait "$TG_PID" || true
-python3 - "$work/latency-metrics" <<'PY'
+if step 3; then
+  echo "== 3. latency at half of Tollgate's rate"
+  half=$((${rate:?step 3 needs step 2} / 2))
+  lat_events=$((half * 30))
+  start_broker
+  topic latency
+  start_tollgate latency tg2
+  # Produce only once the consumer holds its partitions: records produced
+  # during the group join would wait for it and measure the join, not Tollgate.
+  for _ in $(seq 300); do
+    [ "$(metric tollgate_kafka_rebalances "$ADMIN")" -ge 1 ] && break
+    sleep 0.1
+  done
+  "$LOAD" produce "$broker" latency "$lat_events" 100 "$half" 2 "$PACED"
+  wait_scored "$lat_events" >/dev/null
+  curl -s "http://$ADMIN/metrics" >"$work/latency-metrics"
+  kill -TERM "$TG_PID"; wait "$TG_PID" || true
+  python3 - "$work/latency-metrics" <<'PY'
 import re, sys
 def hist(name):
     b = []
@@ -161,22 +178,25 @@ own = hist('tollgate_processing_latency_seconds')
 print(f"end-to-end latency over {e2e[-1][1]:.0f} records: p50 {q(e2e, 0.5)*1000:.0f} ms, p99 {q(e2e, 0.99)*1000:.0f} ms"
       f" (inside Tollgate, arrival to scored: p50 {q(own, 0.5)*1000:.1f} ms, p99 {q(own, 0.99)*1000:.1f} ms)")
 PY
-# The floor under that: a bare consumer (no processing) at the same paced
-# rate, from the record's timestamp to its receipt.
-start_broker
-topic floor
-"$LOAD" stream "$broker" floor "$lat_events" "session.timeout.ms=6000,heartbeat.interval.ms=1000,fetch.wait.max.ms=50" >"$work/floor" &
-floor_pid=$!
-sleep 4
-"$LOAD" produce "$broker" floor "$lat_events" 100 "$half" 2 "$PACED" >/dev/null
-wait "$floor_pid"
-echo "floor, bare consumer at the same rate: $(cat "$work/floor")"
+  # The floor under that: a bare consumer (no processing) at the same paced
+  # rate, from the record's timestamp to its receipt.
+  start_broker
+  topic floor
+  "$LOAD" stream "$broker" floor "$lat_events" "session.timeout.ms=6000,heartbeat.interval.ms=1000,fetch.wait.max.ms=50" >"$work/floor" &
+  floor_pid=$!
+  sleep 4
+  "$LOAD" produce "$broker" floor "$lat_events" 100 "$half" 2 "$PACED" >/dev/null
+  wait "$floor_pid"
+  echo "floor, bare consumer at the same rate: $(cat "$work/floor")"
+fi
 
-echo "== 4. resident memory with 10,000 tenants"
-start_broker
-topic tenants
-"$LOAD" produce "$broker" tenants 1000000 10000 0 3 >/dev/null
-start_tollgate tenants tg3
-wait_scored 1000000 >/dev/null
-echo "tollgate RSS with 10,000 tenants: $(awk '/VmRSS/{printf "%.0f MiB", $2/1024}' /proc/$TG_PID/status) (peak $(awk '/VmHWM/{printf "%.0f MiB", $2/1024}' /proc/$TG_PID/status)); tenants resident: $(metric tollgate_tenants_resident "$ADMIN")"
-kill -TERM "$TG_PID"; wait "$TG_PID" || true
+if step 4; then
+  echo "== 4. resident memory with 10,000 tenants"
+  start_broker
+  topic tenants
+  "$LOAD" produce "$broker" tenants 1000000 10000 0 3 >/dev/null
+  start_tollgate tenants tg3
+  wait_scored 1000000 >/dev/null
+  echo "tollgate RSS with 10,000 tenants: $(awk '/VmRSS/{printf "%.0f MiB", $2/1024}' /proc/$TG_PID/status) (peak $(awk '/VmHWM/{printf "%.0f MiB", $2/1024}' /proc/$TG_PID/status)); tenants resident: $(metric tollgate_tenants_resident "$ADMIN")"
+  kill -TERM "$TG_PID"; wait "$TG_PID" || true
+fi

@@ -32,6 +32,28 @@ fn main() {
             Format::ZscalerWeb,
             ptr("/company"),
         ),
+        "mixed" => {
+            // The Kafka load benchmark's stream: every feed on one topic,
+            // `auto` format, the tenant from the record's key.
+            let recs = tollgate_benches::mixed_records(20_000, 100, 1);
+            let mut dec = Decoder::new(&DecodeConfig::new(Format::Auto, TenantRule::KafkaKey {}))
+                .expect("valid config");
+            let mut out = Vec::new();
+            let mut n = 0usize;
+            for _ in 0..iters {
+                for (tenant, l) in &recs {
+                    let meta = RecordMeta {
+                        key: Some(tenant.as_bytes()),
+                        ..RecordMeta::default()
+                    };
+                    dec.decode(l, &meta, &mut out);
+                    n += out.len();
+                    out.clear();
+                }
+            }
+            println!("{n} items");
+            return;
+        }
         other => panic!("unknown fixture {other}"),
     };
     let mut dec = Decoder::new(&DecodeConfig::new(format, tenant)).expect("valid config");

@@ -255,7 +255,7 @@ fn words4(k: &[u8]) -> [u64; 4] {
 }
 
 /// Bounds on the shapes: how many, entries, key length, and text kept.
-const SHAPES: usize = 4;
+const SHAPES: usize = 32;
 const SHAPE_KEYS: usize = 256;
 const SHAPE_KEY_LEN: usize = 128;
 const SHAPE_TEXT: usize = 16 << 10;
@@ -1621,48 +1621,60 @@ pub(crate) mod tests {
         );
     }
 
-    /// Records of a few layouts, interleaved (one stream carrying several
-    /// templates): once each layout has been seen, every key is read
-    /// through a shape, whatever the order; a fifth layout takes the place
-    /// of the one used least lately; and what is read never changes.
+    /// Records of several layouts, interleaved (one stream carrying several
+    /// templates or feeds): once each layout has been seen, every key is
+    /// read through a shape, whatever the order; one layout more than
+    /// [`SHAPES`] takes the place of the one used least lately; and what is
+    /// read never changes.
     #[test]
     fn interleaved_layouts_each_keep_their_shape() {
         let long = "L".repeat(40);
-        let layouts: Vec<String> = vec![
+        let mut layouts: Vec<String> = vec![
             r#"{"requestId":"a","ip":"1.2.3.4","status":"200","routeKey":"GET /x"}"#.into(),
             r#"{"requestId":"b","ip":"1.2.3.4","httpMethod":"GET","status":200,"n":[1,{"m":1}]}"#
                 .into(),
             r#"{"eventType":"MESSAGE","requestId":"c","connectionId":"x=","status":"200"}"#.into(),
             format!(r#"{{"requestId":"d","{long}":"v","ip":"5.6.7.8","{long}x":1}}"#),
-            r#"{"user":"e","requestId":"e","status":"404"}"#.into(),
         ];
+        // More feeds, none of whose keys another layout has at that place
+        // (so that each makes one shape).
+        for i in layouts.len()..=SHAPES {
+            layouts.push(format!(r#"{{"a{i}":"e","b{i}":{i},"c{i}":"404"}}"#));
+        }
+        let (kept, extra) = layouts.split_at(SHAPES);
         let mut warm = Scratch::default();
         let read = |scratch: &mut Scratch<u64>, rec: &str| {
             let mut c = Checked::default();
             let r = scan(rec.as_bytes(), 8, scratch, &mut c);
             (format!("{r:?}"), c.pairs, c.readings)
         };
-        // Learn the first four, then read them in every order.
-        for rec in &layouts[..4] {
+        // Learn the first SHAPES, then read them in several orders.
+        for rec in kept {
             read(&mut warm, rec);
         }
-        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]] {
-            for i in order {
-                let (r, pairs, readings) = read(&mut warm, &layouts[i]);
-                let (rf, pairs_f, _) = read(&mut Scratch::default(), &layouts[i]);
-                assert_eq!((r, pairs), (rf, pairs_f), "{}", layouts[i]);
+        let forward: Vec<usize> = (0..SHAPES).collect();
+        let backward: Vec<usize> = (0..SHAPES).rev().collect();
+        let strided: Vec<usize> = (0..SHAPES).map(|i| i * 7 % SHAPES).collect();
+        let last: Vec<usize> = (0..SHAPES).map(|i| (i + 2) % SHAPES).collect();
+        for order in [&forward, &backward, &strided, &last] {
+            for &i in order {
+                let (r, pairs, readings) = read(&mut warm, &kept[i]);
+                let (rf, pairs_f, _) = read(&mut Scratch::default(), &kept[i]);
+                assert_eq!((r, pairs), (rf, pairs_f), "{}", kept[i]);
                 assert_eq!(readings, 0, "layout {i} read through its shape");
             }
         }
-        // A fifth layout takes the place of the one used least lately (2,
+        // One layout more takes the place of the one used least lately (2,
         // first in the last order above); the others are kept.
-        let (_, _, readings) = read(&mut warm, &layouts[4]);
+        let (_, _, readings) = read(&mut warm, &extra[0]);
         assert!(readings > 0);
-        for i in [0, 1, 3, 4] {
-            let (_, _, readings) = read(&mut warm, &layouts[i]);
+        for i in (0..SHAPES).filter(|&i| i != 2) {
+            let (_, _, readings) = read(&mut warm, &kept[i]);
             assert_eq!(readings, 0, "layout {i} kept");
         }
-        let (_, _, readings) = read(&mut warm, &layouts[2]);
+        let (_, _, readings) = read(&mut warm, &extra[0]);
+        assert_eq!(readings, 0, "the new layout kept");
+        let (_, _, readings) = read(&mut warm, &kept[2]);
         assert!(readings > 0, "layout 2 was replaced");
     }
 
