@@ -26,7 +26,9 @@ PARTS="${2:-4}"
 STEPS="${STEPS:-1234}"
 step() { [[ "$STEPS" == *"$1"* ]]; }
 eval "$(scripts/services)"
-cargo build --release -q -p tollgate -p tollgate-benches --example kafka_load
+# Two builds: with `--example` given, cargo would build no binary of `-p tollgate`.
+cargo build --release -q -p tollgate --bin tollgate
+cargo build --release -q -p tollgate-benches --example kafka_load
 TG=target/release/tollgate
 LOAD=target/release/examples/kafka_load
 work="$(mktemp -d)"
