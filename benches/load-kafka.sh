@@ -131,7 +131,7 @@ fi
 if step 2; then
   echo "== 2. tollgate run: sustained throughput"
   start_tollgate bench tg1
-  if [ -n "${TG_PERF:-}" ]; then perf record -q -g -p "$TG_PID" -o "$TG_PERF" 2>/dev/null & perf_pid=$!; fi
+  if [ -n "${TG_PERF:-}" ]; then perf record -q ${TG_PERF_OPTS:--g} -p "$TG_PID" -o "$TG_PERF" 2>/dev/null & perf_pid=$!; fi
   read -r secs rate < <(wait_scored "$EVENTS")
   if [ -n "${TG_PERF:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   kill -TERM "$TG_PID"; wait "$TG_PID" || true

@@ -121,6 +121,21 @@ pub struct TenantCtx<'r> {
 }
 
 impl TenantRule {
+    /// Whether the rule reads a Kafka message header (anywhere inside it):
+    /// an input whose rule does not need not parse any.
+    pub fn reads_headers(&self) -> bool {
+        match self {
+            TenantRule::KafkaHeader { .. } => true,
+            TenantRule::Lookup { key, .. } => key.reads_headers(),
+            TenantRule::FirstOf { rules } => rules.iter().any(TenantRule::reads_headers),
+            TenantRule::Static { .. }
+            | TenantRule::Pointer { .. }
+            | TenantRule::Regex { .. }
+            | TenantRule::KafkaKey {}
+            | TenantRule::PartitionKey {} => false,
+        }
+    }
+
     /// The rule `tollgate decode` and `replay` use when none is given: the
     /// common tenant fields (`/tenant`, the `custom:tenant_id` claim nested or
     /// flat, Zscaler `/company`, ZPA `/Customer`), else the tenant `default`.
@@ -317,6 +332,29 @@ mod tests {
             meta,
             log_group,
         })
+    }
+
+    #[test]
+    fn a_rule_reads_headers_when_any_part_of_it_does() {
+        let reads = |j: &str| {
+            serde_json::from_str::<TenantRule>(j)
+                .unwrap()
+                .reads_headers()
+        };
+        assert!(reads(r#"{"type":"kafka_header","name":"x-tenant"}"#));
+        assert!(reads(
+            r#"{"type":"first_of","rules":[{"type":"kafka_key"},{"type":"kafka_header","name":"t"}]}"#
+        ));
+        assert!(reads(
+            r#"{"type":"lookup","key":{"type":"kafka_header","name":"t"},"table":{}}"#
+        ));
+        assert!(!reads(r#"{"type":"kafka_key"}"#));
+        assert!(!reads(
+            r#"{"type":"first_of","rules":[{"type":"pointer","pointer":"/t"},{"type":"static","tenant":"s"}]}"#
+        ));
+        assert!(!reads(
+            r#"{"type":"lookup","key":{"type":"kafka_key"},"table":{}}"#
+        ));
     }
 
     #[test]

@@ -343,3 +343,100 @@ fn offsets_are_stored_only_after_acknowledgement_and_resume_without_gaps() {
     assert_eq!(ends.iter().sum::<i64>(), ids.len() as i64);
     assert_eq!(committed(&observer), ends);
 }
+
+/// Keeps each record's headers; asks to stop after `stop_after` records.
+struct HeaderSink {
+    headers: Vec<Vec<(String, Vec<u8>)>>,
+    stop_after: usize,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RecordSink for HeaderSink {
+    fn submit(
+        &mut self,
+        _payload: &[u8],
+        meta: &RecordMeta<'_>,
+        ack: Ack,
+    ) -> impl Future<Output = Result<(), Closed>> + Send {
+        self.headers.push(
+            meta.headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect(),
+        );
+        drop(ack);
+        if self.headers.len() == self.stop_after {
+            if let Some(tx) = self.stop.take() {
+                let _ = tx.send(());
+            }
+        }
+        std::future::ready(Ok(()))
+    }
+}
+
+/// Headers reach the sink (for a tenant rule that reads one) unless the
+/// input was told not to parse them.
+#[test]
+fn record_headers_are_handed_on_only_when_asked_for() {
+    const T: &str = "with-headers";
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(T, 1, 1).expect("create topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("producer");
+    for i in 0..3 {
+        let headers = tollgate_kafka::rdkafka::message::OwnedHeaders::new().insert(
+            tollgate_kafka::rdkafka::message::Header {
+                key: "x-tenant",
+                value: Some("globex"),
+            },
+        );
+        producer
+            .send(
+                BaseRecord::<(), _>::to(T)
+                    .payload(&format!("{{\"n\":{i}}}"))
+                    .headers(headers),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _rt = rt.enter();
+    let read = |read_headers: bool, group: &str| {
+        let mut cfg = KafkaInputConfig::new(&bootstrap, &[T], group);
+        cfg.properties
+            .insert("auto.offset.reset".into(), "earliest".into());
+        cfg.read_headers = read_headers;
+        let mut input = cfg.build(no_revoke_hook()).expect("input");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut sink = HeaderSink {
+            headers: Vec::new(),
+            stop_after: 3,
+            stop: Some(tx),
+        };
+        rt.block_on(tokio::time::timeout(
+            Duration::from_secs(60),
+            input.run(
+                "test",
+                async {
+                    let _ = rx.await;
+                },
+                Duration::from_secs(10),
+                &mut sink,
+            ),
+        ))
+        .expect("run finishes")
+        .expect("run");
+        sink.headers
+    };
+    let want = vec![("x-tenant".to_owned(), b"globex".to_vec())];
+    assert_eq!(read(true, "reads"), vec![want.clone(); 3]);
+    assert_eq!(read(false, "skips"), vec![Vec::new(); 3]);
+}

@@ -134,6 +134,7 @@ pub async fn run(
                 };
                 let mut kcfg = k.input_config(deadline);
                 kcfg.end_to_end = Some(metrics.kafka_end_to_end.with_label_values(&[&name]));
+                kcfg.read_headers = input.decode.tenant.reads_headers();
                 let mut kin = kcfg
                     .build(hook)
                     .with_context(|| format!("input {name:?}"))?;
