@@ -1,7 +1,9 @@
 //! Decode throughput per format on one core: records/s and bytes/s.
 //! `apigw` is a rich REST line (≈ 560 B: Cognito claims, latency, user agent,
 //! epoch and CLF times); `apigw_default_template` is the console's default
-//! template (≈ 250 B); the `_auto` variants add format detection.
+//! template (≈ 250 B); the `_auto` variants add format detection;
+//! `mixed_kafka_load` is the Kafka load benchmark's topic (every simulated
+//! feed interleaved, 100 tenants, `auto`, the tenant from the record key).
 //! Run: `cargo bench -p tollgate-benches --bench decode`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -135,9 +137,41 @@ fn decode(c: &mut Criterion) {
     );
 }
 
+fn mixed(c: &mut Criterion) {
+    let recs = fx::mixed_records(2000, 100, 1);
+    let mut dec = decoder(Format::Auto, TenantRule::KafkaKey {});
+    let metas: Vec<RecordMeta<'_>> = recs
+        .iter()
+        .map(|(tenant, _)| RecordMeta {
+            key: Some(tenant.as_bytes()),
+            ..RecordMeta::default()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(16);
+    let mut events = 0;
+    for ((_, l), meta) in recs.iter().zip(&metas) {
+        dec.decode(l, meta, &mut out);
+        for d in out.drain(..) {
+            assert!(matches!(d, Decoded::Event(_)), "{d:?}");
+            events += 1;
+        }
+    }
+    let mut g = c.benchmark_group("mixed_kafka_load");
+    g.throughput(Throughput::Elements(events));
+    g.bench_function("events", |b| {
+        b.iter(|| {
+            for ((_, l), meta) in recs.iter().zip(&metas) {
+                dec.decode(l, meta, &mut out);
+                out.clear();
+            }
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
-    targets = decode
+    targets = decode, mixed
 }
 criterion_main!(benches);

@@ -21,7 +21,7 @@ use tollgate_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use tollgate_kafka::rdkafka::mocking::MockCluster;
 use tollgate_kafka::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tollgate_kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tollgate_kafka::{no_revoke_hook, KafkaInputConfig};
+use tollgate_kafka::{no_revoke_hook, KafkaInput, KafkaInputConfig};
 use tollgate_sim::{SimConfig, Simulation};
 
 const TOPIC: &str = "records";
@@ -203,6 +203,28 @@ fn partition_offset(meta: &RecordMeta<'_>) -> (i32, i64) {
     (p, o)
 }
 
+/// Runs `input` into `sink` until `stop` fires (or fails after a minute).
+fn run_until(
+    rt: &tokio::runtime::Runtime,
+    input: &mut KafkaInput,
+    stop: tokio::sync::oneshot::Receiver<()>,
+    sink: &mut impl RecordSink,
+) {
+    rt.block_on(tokio::time::timeout(
+        Duration::from_secs(60),
+        input.run(
+            "test",
+            async {
+                let _ = stop.await;
+            },
+            Duration::from_secs(10),
+            sink,
+        ),
+    ))
+    .expect("run finishes")
+    .expect("run");
+}
+
 /// Runs one group member until `stop_after` records; returns what it saw.
 fn run_member(
     rt: &tokio::runtime::Runtime,
@@ -224,19 +246,7 @@ fn run_member(
     let mut input = input_config(bootstrap)
         .build(no_revoke_hook())
         .expect("input");
-    rt.block_on(tokio::time::timeout(
-        Duration::from_secs(60),
-        input.run(
-            "test",
-            async {
-                let _ = rx.await;
-            },
-            Duration::from_secs(10),
-            &mut sink,
-        ),
-    ))
-    .expect("run finishes")
-    .expect("run");
+    run_until(rt, &mut input, rx, &mut sink);
     assert_eq!(input.in_flight(), 0);
     drop(sink);
     Arc::try_unwrap(seen)
@@ -421,19 +431,7 @@ fn record_headers_are_handed_on_only_when_asked_for() {
             stop_after: 3,
             stop: Some(tx),
         };
-        rt.block_on(tokio::time::timeout(
-            Duration::from_secs(60),
-            input.run(
-                "test",
-                async {
-                    let _ = rx.await;
-                },
-                Duration::from_secs(10),
-                &mut sink,
-            ),
-        ))
-        .expect("run finishes")
-        .expect("run");
+        run_until(&rt, &mut input, rx, &mut sink);
         sink.headers
     };
     let want = vec![("x-tenant".to_owned(), b"globex".to_vec())];
