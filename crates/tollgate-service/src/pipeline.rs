@@ -325,7 +325,9 @@ impl Pipeline {
                 snapshot_every: cfg.service.snapshot_interval.0,
                 seen_stats: EngineStats::default(),
                 scored_log,
-                scores: Detector::ALL.map(|d| metrics.scores.with_label_values(&[d.as_str()])),
+                scores: Detector::ALL
+                    .map(|d| metrics.scores.with_label_values(&[d.as_str()]).local()),
+                latency: metrics.latency.local(),
                 tenant_runs: Vec::new(),
                 census_every: CENSUS_EVERY.min(cfg.metrics.rerank_interval.0),
                 rerank_every: cfg.metrics.rerank_interval.0,
@@ -872,8 +874,13 @@ struct Worker {
     /// `service.scored_log`, when configured.
     scored_log: Option<ScoredLog>,
     /// `tollgate_detector_score` per detector, resolved once (a labelled
-    /// lookup per event would take a lock on the hot path).
-    scores: [prometheus::Histogram; Detector::COUNT],
+    /// lookup per event would take a lock on the hot path), and
+    /// `tollgate_processing_latency_seconds`: this worker's own copies,
+    /// added to the shared histograms at the end of each batch (an
+    /// observation of a shared one is three atomic updates, and an event
+    /// makes up to ten).
+    scores: [prometheus::local::LocalHistogram; Detector::COUNT],
+    latency: prometheus::local::LocalHistogram,
     /// Events per tenant in the current batch, as runs (consecutive events
     /// of one tenant add to the last run), for `tollgate_tenant_events_total`.
     tenant_runs: Vec<(TenantId, u64)>,
@@ -1128,9 +1135,7 @@ impl Worker {
                 self.engine.advance(low - self.lateness, updates);
                 *last_advance_ms = wm.timestamp_millis();
             }
-            self.metrics
-                .latency
-                .observe(w.arrived.elapsed().as_secs_f64());
+            self.latency.observe(w.arrived.elapsed().as_secs_f64());
             self.send_updates(updates, Some(&w.ack));
             match (&mut self.scored_log, at_ms) {
                 (Some(log), Some(at)) => {
@@ -1140,6 +1145,10 @@ impl Worker {
                 _ => drop(w),
             }
         }
+        for h in &self.scores {
+            h.flush();
+        }
+        self.latency.flush();
         if let Some(log) = &mut self.scored_log {
             if log.write().is_err() {
                 self.metrics.scored_log_failures.inc();
