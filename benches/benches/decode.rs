@@ -24,15 +24,33 @@ fn bench_lines(
     c: &mut Criterion,
     name: &str,
     lines: &[Vec<u8>],
+    dec: Decoder,
+    events_per_record: usize,
+) {
+    bench_keyed(c, name, lines, &[], dec, events_per_record);
+}
+
+/// [`bench_lines`] with each record's Kafka key (`keys[i]` for `lines[i]`;
+/// none past the end of `keys`).
+fn bench_keyed(
+    c: &mut Criterion,
+    name: &str,
+    lines: &[Vec<u8>],
+    keys: &[String],
     mut dec: Decoder,
     events_per_record: usize,
 ) {
     let bytes: usize = lines.iter().map(Vec::len).sum();
-    let meta = RecordMeta::default();
+    let metas: Vec<RecordMeta<'_>> = (0..lines.len())
+        .map(|i| RecordMeta {
+            key: keys.get(i).map(String::as_bytes),
+            ..RecordMeta::default()
+        })
+        .collect();
     // Benchmark decoding, not rejecting: every record must yield its events.
     let mut out = Vec::with_capacity(1024);
-    for l in lines {
-        dec.decode(l, &meta, &mut out);
+    for (l, meta) in lines.iter().zip(&metas) {
+        dec.decode(l, meta, &mut out);
     }
     let events = out
         .iter()
@@ -52,8 +70,8 @@ fn bench_lines(
         g.throughput(tp);
         g.bench_function(label, |b| {
             b.iter(|| {
-                for l in lines {
-                    dec.decode(l, &meta, &mut out);
+                for (l, meta) in lines.iter().zip(&metas) {
+                    dec.decode(l, meta, &mut out);
                     out.clear();
                 }
             })
@@ -135,43 +153,21 @@ fn decode(c: &mut Criterion) {
         ),
         50,
     );
-}
-
-fn mixed(c: &mut Criterion) {
-    let recs = fx::mixed_records(2000, 100, 1);
-    let mut dec = decoder(Format::Auto, TenantRule::KafkaKey {});
-    let metas: Vec<RecordMeta<'_>> = recs
-        .iter()
-        .map(|(tenant, _)| RecordMeta {
-            key: Some(tenant.as_bytes()),
-            ..RecordMeta::default()
-        })
-        .collect();
-    let mut out = Vec::with_capacity(16);
-    let mut events = 0;
-    for ((_, l), meta) in recs.iter().zip(&metas) {
-        dec.decode(l, meta, &mut out);
-        for d in out.drain(..) {
-            assert!(matches!(d, Decoded::Event(_)), "{d:?}");
-            events += 1;
-        }
-    }
-    let mut g = c.benchmark_group("mixed_kafka_load");
-    g.throughput(Throughput::Elements(events));
-    g.bench_function("events", |b| {
-        b.iter(|| {
-            for ((_, l), meta) in recs.iter().zip(&metas) {
-                dec.decode(l, meta, &mut out);
-                out.clear();
-            }
-        })
-    });
-    g.finish();
+    let (keys, lines): (Vec<String>, Vec<Vec<u8>>) =
+        fx::mixed_records(N, 100, 1).into_iter().unzip();
+    bench_keyed(
+        c,
+        "mixed_kafka_load",
+        &lines,
+        &keys,
+        decoder(Format::Auto, TenantRule::KafkaKey {}),
+        1,
+    );
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
-    targets = decode, mixed
+    targets = decode
 }
 criterion_main!(benches);

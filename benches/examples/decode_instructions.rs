@@ -14,54 +14,47 @@ fn main() {
     let ptr = |p: &str| TenantRule::Pointer {
         pointer: p.to_owned(),
     };
-    let (lines, format, tenant) = match which.as_str() {
+    let keyless = |lines: Vec<Vec<u8>>| lines.into_iter().map(|l| (None, l)).collect();
+    // (record key, record) pairs, the format and the tenant rule
+    let (records, format, tenant): (Vec<(Option<String>, Vec<u8>)>, _, _) = match which.as_str() {
         "apigw" => (
-            tollgate_benches::apigw_lines(2000),
+            keyless(tollgate_benches::apigw_lines(2000)),
             Format::Apigw,
             ptr("/authorizer/claims/custom:tenant_id"),
         ),
         "apigw_default" => (
-            tollgate_benches::apigw_default_lines(2000),
+            keyless(tollgate_benches::apigw_default_lines(2000)),
             Format::Apigw,
             TenantRule::Static {
                 tenant: "acme".parse().expect("valid"),
             },
         ),
         "zscaler_web" => (
-            tollgate_benches::zscaler_web_lines(2000),
+            keyless(tollgate_benches::zscaler_web_lines(2000)),
             Format::ZscalerWeb,
             ptr("/company"),
         ),
-        "mixed" => {
-            // The Kafka load benchmark's stream: every feed on one topic,
-            // `auto` format, the tenant from the record's key.
-            let recs = tollgate_benches::mixed_records(20_000, 100, 1);
-            let mut dec = Decoder::new(&DecodeConfig::new(Format::Auto, TenantRule::KafkaKey {}))
-                .expect("valid config");
-            let mut out = Vec::new();
-            let mut n = 0usize;
-            for _ in 0..iters {
-                for (tenant, l) in &recs {
-                    let meta = RecordMeta {
-                        key: Some(tenant.as_bytes()),
-                        ..RecordMeta::default()
-                    };
-                    dec.decode(l, &meta, &mut out);
-                    n += out.len();
-                    out.clear();
-                }
-            }
-            println!("{n} items");
-            return;
-        }
+        // The Kafka load benchmark's stream: every feed on one topic, `auto`
+        // format, the tenant from the record's key.
+        "mixed" => (
+            tollgate_benches::mixed_records(20_000, 100, 1)
+                .into_iter()
+                .map(|(t, l)| (Some(t), l))
+                .collect(),
+            Format::Auto,
+            TenantRule::KafkaKey {},
+        ),
         other => panic!("unknown fixture {other}"),
     };
     let mut dec = Decoder::new(&DecodeConfig::new(format, tenant)).expect("valid config");
-    let meta = RecordMeta::default();
     let mut out = Vec::new();
     let mut n = 0usize;
     for _ in 0..iters {
-        for l in &lines {
+        for (key, l) in &records {
+            let meta = RecordMeta {
+                key: key.as_deref().map(str::as_bytes),
+                ..RecordMeta::default()
+            };
             dec.decode(l, &meta, &mut out);
             n += out.len();
             out.clear();

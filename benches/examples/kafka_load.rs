@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-use tollgate_sim::{SimConfig, Simulation};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,16 +57,7 @@ fn produce(
     seed: u64,
     props: &str,
 ) {
-    let sim = Simulation::new(SimConfig {
-        seed,
-        tenants,
-        events,
-        duration: Duration::from_secs(2 * 86_400),
-        incidents_per_scenario: 0,
-        scenarios: Vec::new(),
-        ..SimConfig::default()
-    })
-    .expect("valid simulation");
+    let sim = tollgate_benches::sim(events as usize, tenants, 2, seed);
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", brokers)
         .set("linger.ms", "5")

@@ -164,39 +164,36 @@ pub fn cloudwatch_records(n: usize, per: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// `n` records of the scenario generator's traffic as the Kafka load
-/// benchmark sends them (every feed interleaved on one stream, no
-/// incidents, `tenants` tenants over two days), each with its tenant (the
-/// record's Kafka key there).
-pub fn mixed_records(n: usize, tenants: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
-    let cfg = tollgate_sim::SimConfig {
-        seed,
-        tenants,
-        events: n as u64,
-        duration: std::time::Duration::from_secs(2 * 86_400),
-        incidents_per_scenario: 0,
-        scenarios: Vec::new(),
-        ..tollgate_sim::SimConfig::default()
-    };
-    tollgate_sim::Simulation::new(cfg)
-        .expect("valid simulation")
-        .map(|r| (r.tenant.as_str().to_owned(), r.line.into_bytes()))
-        .collect()
-}
-
-/// `n` decoded events of the scenario generator's traffic (all feeds, no
-/// incidents), in event-time order: realistic input for engine benchmarks.
-pub fn sim_events(n: usize, tenants: usize, days: u64, seed: u64) -> Vec<tollgate_events::Event> {
-    use tollgate_events::{DecodeConfig, Decoded, Decoder, Format, RecordMeta, TenantRule};
-    let cfg = tollgate_sim::SimConfig {
+/// The scenario generator's benchmark traffic: `n` records of every feed
+/// for `tenants` tenants over `days` days, no incidents, in event-time
+/// order (the Kafka load benchmark produces it; the engine benchmarks
+/// score it decoded).
+pub fn sim(n: usize, tenants: usize, days: u64, seed: u64) -> tollgate_sim::Simulation {
+    tollgate_sim::Simulation::new(tollgate_sim::SimConfig {
         seed,
         tenants,
         events: n as u64,
         duration: std::time::Duration::from_secs(days * 86_400),
         scenarios: Vec::new(),
         ..tollgate_sim::SimConfig::default()
-    };
-    let sim = tollgate_sim::Simulation::new(cfg).expect("valid simulation");
+    })
+    .expect("valid simulation")
+}
+
+/// [`sim`] over two days, as the Kafka load benchmark sends it (every feed
+/// interleaved on one topic), each record with its tenant (the record's
+/// Kafka key there).
+pub fn mixed_records(n: usize, tenants: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
+    sim(n, tenants, 2, seed)
+        .map(|r| (r.tenant.as_str().to_owned(), r.line.into_bytes()))
+        .collect()
+}
+
+/// `n` decoded events of [`sim`]'s traffic: realistic input for engine
+/// benchmarks.
+pub fn sim_events(n: usize, tenants: usize, days: u64, seed: u64) -> Vec<tollgate_events::Event> {
+    use tollgate_events::{DecodeConfig, Decoded, Decoder, Format, RecordMeta, TenantRule};
+    let sim = sim(n, tenants, days, seed);
     let mut dec = Decoder::new(&DecodeConfig::new(Format::Auto, TenantRule::KafkaKey {}))
         .expect("valid decoder");
     let mut out = Vec::with_capacity(n);

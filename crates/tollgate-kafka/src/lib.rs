@@ -500,13 +500,15 @@ impl KafkaInput {
             };
             let mut pbuf = itoa::Buffer::new();
             let mut obuf = itoa::Buffer::new();
-            let header_list: Vec<(&str, &[u8])> = match self.read_headers {
-                true => msg.headers().map_or_else(Vec::new, |h| {
+            // (`headers()` itself is the cost: not called unless needed.)
+            let header_list: Vec<(&str, &[u8])> = if self.read_headers {
+                msg.headers().map_or_else(Vec::new, |h| {
                     h.iter()
                         .map(|h| (h.key, h.value.unwrap_or_default()))
                         .collect()
-                }),
-                false => Vec::new(),
+                })
+            } else {
+                Vec::new()
             };
             let meta = RecordMeta {
                 input: Some(input_name),

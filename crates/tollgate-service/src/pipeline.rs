@@ -833,7 +833,7 @@ pub const BATCH_EVENTS: usize = 128;
 
 /// A batch to send, leaving room for a whole next one in its place: a batch
 /// grown from empty was reallocated five times on its way to 128 events
-/// (664 bytes each), copying them each time it could not grow in place.
+/// (672 bytes each), copying them each time it could not grow in place.
 fn take_batch(b: &mut Vec<Work>) -> Vec<Work> {
     std::mem::replace(b, Vec::with_capacity(BATCH_EVENTS))
 }
