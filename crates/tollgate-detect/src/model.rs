@@ -214,6 +214,51 @@ impl AdminTrack {
     }
 }
 
+/// A session of a principal that was not established (too few events to
+/// be counted among the tenant's most active) from a network and a user
+/// agent both new for it: a light user's token replayed from elsewhere.
+/// Its first event proves little (people change laptops and networks);
+/// more events from that network and user agent than the principal's whole
+/// remembered history, within one session, is what a stolen token looks
+/// like.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct TakeoverTrack {
+    /// The principal.
+    key: u64,
+    /// The new network and user agent (`mix2` of their hashes).
+    ctx: u64,
+    first_ms: i64,
+    /// From the first event to the last (the session lasts an hour at most).
+    span_ms: u32,
+    /// The principal's count in [`PrincipalCounts`] when the session began
+    /// (0 when the counts had dropped it: too light to keep).
+    prior: u16,
+    /// Events from the new network and user agent since.
+    n: u16,
+}
+
+impl TakeoverTrack {
+    fn check(&self) -> Result<(), ShapeError> {
+        if i64::from(self.span_ms) > TAKEOVER_SPAN_MS {
+            return Err(ShapeError::new("span_ms over an hour"));
+        }
+        Ok(())
+    }
+
+    /// Within an hour of its first event: a session, not a new habit.
+    fn live(&self, now: i64) -> bool {
+        now.saturating_sub(self.first_ms) <= TAKEOVER_SPAN_MS
+    }
+}
+
+/// Sessions of unestablished principals from a new network and user agent
+/// followed at once, at most: one per 8 KiB of budget over 32 KiB (four in
+/// the default 64 KiB, one at the minimum; [`TenantModel::new`]).
+const TAKEOVER_TRACKS: usize = 8;
+
+/// A takeover session is judged on its first hour.
+const TAKEOVER_SPAN_MS: i64 = 3_600_000;
+
 /// 401/403 and 404 rates: last minute vs. the last day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 struct Burst {
@@ -375,6 +420,10 @@ pub struct TenantModel {
     tunnels: Vec<TunnelTrack>,
     /// Principals' recent admin sessions.
     admin_tracks: Vec<AdminTrack>,
+    takeovers: Vec<TakeoverTrack>,
+    /// How many takeover sessions this model follows (1 to
+    /// [`TAKEOVER_TRACKS`], by budget).
+    takeover_cap: u8,
     episodes: Vec<Episode>,
     /// Entities on-call marked false positive ([`TenantModel::feedback`]).
     benign: Vec<Benign>,
@@ -443,6 +492,9 @@ struct Facts {
     ua_t_total: f64,
     /// The access score is the tenant-level user-agent surprisal.
     access_by_tenant_ua: bool,
+    /// The access score is a takeover session's (an unestablished principal's).
+    access_by_takeover: bool,
+    takeover: Option<TakeoverTrack>,
     s_ua_t: f64,
     dom_count: u32,
     dom_total: f64,
@@ -584,11 +636,18 @@ impl TenantModel {
             beacons: Vec::with_capacity(TRACKS),
             tunnels: Vec::with_capacity(TRACKS),
             admin_tracks: Vec::with_capacity(ADMIN_TRACKS),
+            // one per 8 KiB of budget over 32 KiB (4 in the default 64 KiB:
+            // eight pushed a five-source model into one more halving of its
+            // `SeenTable`); one at 32 KiB, the minimum, whose
+            // tables are already at their floors
+            takeover_cap: (budget.saturating_sub(32 * 1024) / 8192).clamp(1, TAKEOVER_TRACKS) as u8,
+            takeovers: Vec::new(),
             episodes: Vec::new(),
             benign: Vec::new(),
             counters: TenantCounters::default(),
             zone: Zone::new(tz),
         };
+        m.takeovers.reserve_exact(usize::from(m.takeover_cap));
         let fixed = m.resident_bytes() - m.seen.resident_bytes()
             + RESERVED_SOURCES * Self::source_cost(cfg)
             + (MAX_OPEN_EPISODES / 4) * 160;
@@ -687,6 +746,19 @@ impl TenantModel {
             ADMIN_TRACKS,
             AdminTrack::check,
         )?;
+        // (a claim with no room would index an empty list)
+        if !(1..=TAKEOVER_TRACKS).contains(&usize::from(self.takeover_cap)) {
+            return Err(ShapeError::new(format!(
+                "takeover_cap is {}, not 1 to {TAKEOVER_TRACKS}",
+                self.takeover_cap
+            )));
+        }
+        check_each(
+            "takeovers",
+            &self.takeovers,
+            usize::from(self.takeover_cap),
+            TakeoverTrack::check,
+        )?;
         check_each(
             "episodes",
             &self.episodes,
@@ -766,6 +838,7 @@ impl TenantModel {
             + TRACKS * std::mem::size_of::<BeaconTrack>()
             + TRACKS * std::mem::size_of::<TunnelTrack>()
             + ADMIN_TRACKS * std::mem::size_of::<AdminTrack>()
+            + usize::from(self.takeover_cap) * std::mem::size_of::<TakeoverTrack>()
             + self
                 .episodes
                 .iter()
@@ -1108,6 +1181,26 @@ impl TenantModel {
             }
         }
 
+        // a principal too light to be established: its session from a new
+        // network and user agent, once it outgrows the principal's history
+        if f.principal != 0 {
+            // (not in warm-up: then every principal is new everywhere)
+            let opens = warm
+                && !established
+                && new_net
+                && new_ua
+                && f.client_net != 0
+                && f.ua != 0
+                && !common_net;
+            let ctx = mix2(f.client_net, f.ua);
+            let r = self.takeover(f.principal, ctx, opens, p_count, now, &mut facts);
+            let a = &mut raw[Detector::Access.index()];
+            if r > *a {
+                *a = r;
+                facts.access_by_takeover = true;
+            }
+        }
+
         // --- destinations
         let mut s_t = 0.0;
         let mut s_u = 0.0;
@@ -1444,6 +1537,77 @@ impl TenantModel {
             &mut self.counters.track_evictions,
         );
         &mut self.tunnels[i]
+    }
+
+    /// Follow principal `key`'s takeover session: open one when `opens`
+    /// (this event is its first), count this event when it comes from the
+    /// session's network and user agent `ctx`. The score, in bits: log2 of
+    /// the session's events + 2 once they outnumber twice the principal's
+    /// remembered history (+ 2), else 0 — the access floor (5 bits) is
+    /// reached at 30 events.
+    fn takeover(
+        &mut self,
+        key: u64,
+        ctx: u64,
+        opens: bool,
+        prior: u32,
+        now: i64,
+        facts: &mut Facts,
+    ) -> f64 {
+        let pos = self.takeovers.iter().position(|t| t.key == key);
+        let live = pos.filter(|&i| self.takeovers[i].live(now));
+        let i = if opens && live.is_none_or(|i| self.takeovers[i].ctx != ctx) {
+            // a new session, in place of this principal's last one (the
+            // newest new network and user agent is the one to follow)
+            let fresh = TakeoverTrack {
+                key,
+                ctx,
+                first_ms: now,
+                span_ms: 0,
+                prior: prior.min(u32::from(u16::MAX)) as u16,
+                n: 0,
+            };
+            match pos {
+                Some(i) => {
+                    self.takeovers[i] = fresh;
+                    i
+                }
+                None => {
+                    claim_track(
+                        &mut self.takeovers,
+                        usize::from(self.takeover_cap),
+                        |_| false,
+                        |t| if t.live(now) { f64::from(t.n) } else { 0.0 },
+                        fresh,
+                        &mut self.counters.track_evictions,
+                    )
+                    .0
+                }
+            }
+        } else if let Some(i) = live {
+            i
+        } else {
+            if let Some(i) = pos {
+                // the session is over
+                self.takeovers.swap_remove(i);
+            }
+            return 0.0;
+        };
+        let t = &mut self.takeovers[i];
+        if t.ctx != ctx {
+            // the principal's own traffic beside it
+            return 0.0;
+        }
+        t.n = t.n.saturating_add(1);
+        t.span_ms = t
+            .span_ms
+            .max(now.saturating_sub(t.first_ms).clamp(0, TAKEOVER_SPAN_MS) as u32);
+        facts.takeover = Some(*t);
+        if u64::from(t.n) > 2 * u64::from(t.prior) + 2 {
+            (f64::from(t.n) + 2.0).log2()
+        } else {
+            0.0
+        }
     }
 
     /// Count an admin event of `key` in its session (a new one begins
@@ -1807,7 +1971,29 @@ impl TenantModel {
                         x.s_ua
                     ),
                 });
-                if x.access_by_tenant_ua {
+                if let (true, Some(t)) = (x.access_by_takeover, x.takeover) {
+                    let mins = f64::from(t.span_ms) / 60_000.0;
+                    ex.push(Contribution {
+                        feature: "session_from_new_network_and_user_agent".into(),
+                        value: format!("{} events in {mins:.0} min", t.n),
+                        typical: format!(
+                            "{} event(s) of {principal} remembered before it (fewer than {} : not established)",
+                            t.prior,
+                            cfg.config().principal_min_events
+                        ),
+                        reason: format!(
+                            "more events from a new network and user agent than twice the principal's history ({:.1} bits)",
+                            (f64::from(t.n) + 2.0).log2()
+                        ),
+                    });
+                    (
+                        principal.to_string(),
+                        format!(
+                            "{principal} made {} requests in {mins:.0} min from network {net} with user agent {ua}, both new for it; {} of its events were remembered before",
+                            t.n, t.prior
+                        ),
+                    )
+                } else if x.access_by_tenant_ua {
                     let families = self.seen.distinct(Kind::Ua).saturating_sub(1);
                     let seen = if x.ua_t_count == 0 {
                         "first seen".to_string()
@@ -2540,7 +2726,7 @@ mod tests {
         }
         // non-finite floats and overlong vectors, set directly
         type Change = fn(&mut TenantModel);
-        let direct: [(Change, &str); 17] = [
+        let direct: [(Change, &str); 20] = [
             (|m| m.admin_typical = f32::NAN, "admin_typical holds NaN"),
             (
                 |m| m.totals[1].value = f64::INFINITY,
@@ -2609,6 +2795,20 @@ mod tests {
                     }]
                 },
                 "admin_tracks[0].peak",
+            ),
+            (|m| m.takeover_cap = 0, "takeover_cap is 0"),
+            (
+                |m| m.takeovers = vec![TakeoverTrack::default(); 5],
+                "takeovers has 5",
+            ),
+            (
+                |m| {
+                    m.takeovers = vec![TakeoverTrack {
+                        span_ms: u32::MAX,
+                        ..Default::default()
+                    }]
+                },
+                "takeovers[0].span_ms over an hour",
             ),
             (
                 |m| m.episodes = vec![episode(0); MAX_OPEN_EPISODES + 1],

@@ -27,7 +27,7 @@ use crate::model::TenantModel;
 pub const MAGIC: [u8; 4] = *b"TGDM";
 /// Bump on any change to [`TenantModel`]'s serialized shape or to the
 /// hashing in [`crate::hash`].
-pub const VERSION: u16 = 6;
+pub const VERSION: u16 = 7;
 const HEADER: usize = 4 + 2 + 2 + 8 + 32;
 
 /// Why a snapshot was rejected.

@@ -310,6 +310,61 @@ fn stolen_token_from_new_network_and_user_agent_fires() {
     );
 }
 
+/// A principal with a handful of events (never established), then `n`
+/// requests `gap_ms` apart from a new network with a user agent the tenant
+/// knows but this principal never used.
+fn light_principal_replayed(g: &mut Gen, engine: &mut Engine, n: usize, gap_ms: i64) -> Vec<Event> {
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        g.tick();
+        let mut e = g.api(8);
+        e.principal = Some("light@acme.example".into());
+        e.user_agent = Some(UAS[0].into());
+        engine.process(&e, &mut out);
+    }
+    g.now += 3 * 3_600_000;
+    (0..n)
+        .map(|_| {
+            g.now += gap_ms;
+            let mut e = g.api(8);
+            e.principal = Some("light@acme.example".into());
+            e.client_ip = Some("203.0.113.9".parse().unwrap());
+            e.user_agent = Some(UAS[2].into());
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn a_light_principals_token_replayed_from_a_new_network_fires_at_thirty_requests() {
+    let (mut engine, mut g, _) = warmed(20_000);
+    let evs = light_principal_replayed(&mut g, &mut engine, 40, 30_000);
+    let (i, a) = first_fire(&mut engine, evs, Detector::Access).expect("access alert");
+    // log2(30 + 2) = 5 bits, the access floor; 30 > 2 × 3 + 2
+    assert_eq!(i, 30, "fired at event {i}");
+    assert_eq!(a.entity, "light@acme.example");
+    assert_eq!(
+        a.explanation[2].feature, "session_from_new_network_and_user_agent",
+        "{:?}",
+        a.explanation
+    );
+    assert!(
+        a.summary
+            .contains("made 30 requests in 14 min from network 203.0.113.0/24")
+            && a.summary.contains("3 of its events were remembered before"),
+        "{}",
+        a.summary
+    );
+}
+
+#[test]
+fn a_light_principals_new_network_over_hours_is_a_habit_not_a_takeover() {
+    let (mut engine, mut g, _) = warmed(20_000);
+    // 40 requests over two hours: 20 in the session's first hour
+    let evs = light_principal_replayed(&mut g, &mut engine, 40, 180_000);
+    assert!(first_fire(&mut engine, evs, Detector::Access).is_none());
+}
+
 #[test]
 fn a_new_network_alone_does_not_fire_access() {
     let (mut engine, mut g, _) = warmed(20_000);
