@@ -1183,7 +1183,8 @@ impl TenantModel {
 
         // a principal too light to be established: its session from a new
         // network and user agent, once it outgrows the principal's history
-        if f.principal != 0 {
+        // (nothing to open and nothing followed: most events skip it)
+        if f.principal != 0 && (new_net || !self.takeovers.is_empty()) {
             // (not in warm-up: then every principal is new everywhere)
             let opens = warm
                 && !established
