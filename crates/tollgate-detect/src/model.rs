@@ -1932,6 +1932,23 @@ impl TenantModel {
             }
             Detector::Access => {
                 let st = self.principals.peek(f.principal);
+                // a takeover session's network and user agent were new at
+                // its first event, not at this one
+                let session = x.takeover.filter(|_| x.access_by_takeover);
+                let first_use = |bits: f64, count: u32| match session {
+                    Some(t) => format!(
+                        "first used by this principal {:.0} min ago, when this session began",
+                        f64::from(t.span_ms) / 60_000.0
+                    ),
+                    None => format!(
+                        "{} for this principal ({bits:.1} bits of surprise)",
+                        if count == 0 {
+                            "first use"
+                        } else {
+                            "used before"
+                        }
+                    ),
+                };
                 let net = ev.client_ip.map(network_label).unwrap_or_default();
                 let ua = ev.user_agent.as_deref().map(|u| {
                     let (fam, os, _) = ua_family(u);
@@ -1948,37 +1965,21 @@ impl TenantModel {
                     feature: "client_network".into(),
                     value: net.clone(),
                     typical: format!("{nets} network(s) seen for {principal}"),
-                    reason: format!(
-                        "{} for this principal ({:.1} bits of surprise)",
-                        if x.net_count == 0 {
-                            "first use"
-                        } else {
-                            "used before"
-                        },
-                        x.s_net
-                    ),
+                    reason: first_use(x.s_net, x.net_count),
                 });
                 ex.push(Contribution {
                     feature: "user_agent_family".into(),
                     value: ua.clone(),
                     typical: format!("{uas} user agent famil(ies) seen for {principal}"),
-                    reason: format!(
-                        "{} for this principal ({:.1} bits of surprise)",
-                        if x.ua_count == 0 {
-                            "first use"
-                        } else {
-                            "used before"
-                        },
-                        x.s_ua
-                    ),
+                    reason: first_use(x.s_ua, x.ua_count),
                 });
-                if let (true, Some(t)) = (x.access_by_takeover, x.takeover) {
+                if let Some(t) = session {
                     let mins = f64::from(t.span_ms) / 60_000.0;
                     ex.push(Contribution {
                         feature: "session_from_new_network_and_user_agent".into(),
                         value: format!("{} events in {mins:.0} min", t.n),
                         typical: format!(
-                            "{} event(s) of {principal} remembered before it (fewer than {} : not established)",
+                            "{} event(s) of {principal} remembered before it (fewer than {}: not established)",
                             t.prior,
                             cfg.config().principal_min_events
                         ),

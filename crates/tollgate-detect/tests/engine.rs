@@ -348,6 +348,11 @@ fn a_light_principals_token_replayed_from_a_new_network_fires_at_thirty_requests
         "{:?}",
         a.explanation
     );
+    // the network was new at the session's first request, not at this one
+    assert_eq!(
+        a.explanation[0].reason,
+        "first used by this principal 14 min ago, when this session began"
+    );
     assert!(
         a.summary
             .contains("made 30 requests in 14 min from network 203.0.113.0/24")
