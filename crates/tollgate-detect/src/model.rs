@@ -420,14 +420,16 @@ pub struct TenantModel {
     tunnels: Vec<TunnelTrack>,
     /// Principals' recent admin sessions.
     admin_tracks: Vec<AdminTrack>,
-    takeovers: Vec<TakeoverTrack>,
-    /// How many takeover sessions this model follows (1 to
-    /// [`TAKEOVER_TRACKS`], by budget).
-    takeover_cap: u8,
     episodes: Vec<Episode>,
     /// Entities on-call marked false positive ([`TenantModel::feedback`]).
     benign: Vec<Benign>,
     counters: TenantCounters,
+    /// Last of the stored fields (format 7): a format-6 snapshot is this
+    /// model without them ([`crate::snapshot::decode`] upgrades it).
+    takeovers: Vec<TakeoverTrack>,
+    /// How many takeover sessions this model follows (1 to
+    /// [`TAKEOVER_TRACKS`], by budget).
+    takeover_cap: u8,
     /// The tenant's time zone; set by the engine from the config, not stored.
     #[serde(skip, default = "utc")]
     zone: Zone,
@@ -640,7 +642,7 @@ impl TenantModel {
             // eight pushed a five-source model into one more halving of its
             // `SeenTable`); one at 32 KiB, the minimum, whose
             // tables are already at their floors
-            takeover_cap: (budget.saturating_sub(32 * 1024) / 8192).clamp(1, TAKEOVER_TRACKS) as u8,
+            takeover_cap: Self::takeover_cap_for(budget),
             takeovers: Vec::new(),
             episodes: Vec::new(),
             benign: Vec::new(),
@@ -654,6 +656,20 @@ impl TenantModel {
         let slots = budget.saturating_sub(fixed) / SLOT_BYTES;
         m.seen = SeenTable::new(slots.max(64), half_life_h);
         m
+    }
+
+    fn takeover_cap_for(budget: usize) -> u8 {
+        (budget.saturating_sub(32 * 1024) / 8192).clamp(1, TAKEOVER_TRACKS) as u8
+    }
+
+    /// A model from a format-6 snapshot, decoded with no takeover session
+    /// and room for one: room for as many as its budget gives and its
+    /// tables, sized without them, leave (at least one).
+    pub(crate) fn fit_takeover_cap(&mut self) {
+        self.takeover_cap = Self::takeover_cap_for(self.budget);
+        while self.takeover_cap > 1 && self.resident_bytes() > self.budget {
+            self.takeover_cap -= 1;
+        }
     }
 
     fn source_cost(cfg: &CheckedConfig) -> usize {

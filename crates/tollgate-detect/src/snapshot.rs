@@ -26,7 +26,9 @@ use crate::model::TenantModel;
 
 pub const MAGIC: [u8; 4] = *b"TGDM";
 /// Bump on any change to [`TenantModel`]'s serialized shape or to the
-/// hashing in [`crate::hash`].
+/// hashing in [`crate::hash`]. Format 6 is read too: 7 only appended the
+/// access detector's takeover sessions, which a format-6 model starts
+/// without.
 pub const VERSION: u16 = 7;
 const HEADER: usize = 4 + 2 + 2 + 8 + 32;
 
@@ -191,7 +193,7 @@ pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotEr
         return Err(SnapshotError::BadMagic);
     }
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != VERSION {
+    if version != VERSION && version != 6 {
         return Err(SnapshotError::Version(version));
     }
     let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
@@ -202,8 +204,20 @@ pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotEr
     if blake3::hash(payload).as_bytes() != &bytes[16..48] {
         return Err(SnapshotError::Checksum);
     }
-    let m: TenantModel =
+    let upgraded;
+    let payload = if version == 6 {
+        // format 7 appended the takeover sessions (an empty list: 0) and
+        // their room (1 until fitted below) to format 6's fields
+        upgraded = [payload, &[0, 1]].concat();
+        &upgraded[..]
+    } else {
+        payload
+    };
+    let mut m: TenantModel =
         postcard::from_bytes(payload).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+    if version == 6 {
+        m.fit_takeover_cap();
+    }
     if m.tenant() != tenant {
         return Err(SnapshotError::WrongTenant {
             expected: tenant.to_string(),

@@ -908,3 +908,30 @@ fn a_false_positive_teaches_only_its_tenant() {
     assert!(effect.removed);
     assert!(engine.tenant(&acme).unwrap().benign().is_empty());
 }
+
+/// A snapshot written by the build before the takeover sessions (format 6:
+/// 5,000 events of one simulated tenant, `tollgate_benches::sim_events(5_000,
+/// 1, 1, 7)` through an engine with the default config) still loads: an
+/// upgrade keeps its tenants' models.
+#[test]
+fn a_format_6_snapshot_is_upgraded_not_dropped() {
+    let bytes = include_bytes!("fixtures/umbrella-000.v6.tgdm");
+    assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 6);
+    let tenant = TenantId::new("umbrella-000").unwrap();
+    let m = tollgate_detect::snapshot::decode(bytes, &tenant).expect("format 6 decodes");
+    assert_eq!(m.tenant(), &tenant);
+    assert_eq!(m.counters().events, 5_000);
+    assert!(m.resident_bytes() <= 64 * 1024, "{}", m.resident_bytes());
+    // written again, it is a format-7 snapshot of the same model
+    let again = tollgate_detect::snapshot::encode(&m);
+    assert_eq!(u16::from_le_bytes([again[4], again[5]]), 7);
+    let m2 = tollgate_detect::snapshot::decode(&again, &tenant).unwrap();
+    assert_eq!(tollgate_detect::snapshot::encode(&m2), again);
+    // a format 5 snapshot is not guessed at
+    let mut old = bytes.to_vec();
+    old[4..6].copy_from_slice(&5u16.to_le_bytes());
+    assert!(matches!(
+        tollgate_detect::snapshot::decode(&old, &tenant),
+        Err(tollgate_detect::SnapshotError::Version(5))
+    ));
+}
