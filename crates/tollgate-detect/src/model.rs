@@ -494,8 +494,8 @@ struct Facts {
     ua_t_total: f64,
     /// The access score is the tenant-level user-agent surprisal.
     access_by_tenant_ua: bool,
-    /// The access score is a takeover session's (an unestablished principal's).
-    access_by_takeover: bool,
+    /// The takeover session whose score is the access score (an
+    /// unestablished principal's).
     takeover: Option<TakeoverTrack>,
     s_ua_t: f64,
     dom_count: u32,
@@ -1210,11 +1210,12 @@ impl TenantModel {
                 && f.ua != 0
                 && !common_net;
             let ctx = mix2(f.client_net, f.ua);
-            let r = self.takeover(f.principal, ctx, opens, p_count, now, &mut facts);
-            let a = &mut raw[Detector::Access.index()];
-            if r > *a {
-                *a = r;
-                facts.access_by_takeover = true;
+            if let Some((r, t)) = self.takeover(f.principal, ctx, opens, p_count, now) {
+                let a = &mut raw[Detector::Access.index()];
+                if r > *a {
+                    *a = r;
+                    facts.takeover = Some(t);
+                }
             }
         }
 
@@ -1558,10 +1559,10 @@ impl TenantModel {
 
     /// Follow principal `key`'s takeover session: open one when `opens`
     /// (this event is its first), count this event when it comes from the
-    /// session's network and user agent `ctx`. The score, in bits: log2 of
-    /// the session's events + 2 once they outnumber twice the principal's
-    /// remembered history (+ 2), else 0 — the access floor (5 bits) is
-    /// reached at 30 events.
+    /// session's network and user agent `ctx`; the session and its score
+    /// then. The score, in bits: log2 of the session's events + 2 once they
+    /// outnumber twice the principal's remembered history (+ 2), else 0 —
+    /// the access floor (5 bits) is reached at 30 events.
     fn takeover(
         &mut self,
         key: u64,
@@ -1569,8 +1570,7 @@ impl TenantModel {
         opens: bool,
         prior: u32,
         now: i64,
-        facts: &mut Facts,
-    ) -> f64 {
+    ) -> Option<(f64, TakeoverTrack)> {
         let pos = self.takeovers.iter().position(|t| t.key == key);
         let live = pos.filter(|&i| self.takeovers[i].live(now));
         let i = if opens && live.is_none_or(|i| self.takeovers[i].ctx != ctx) {
@@ -1581,26 +1581,19 @@ impl TenantModel {
                 ctx,
                 first_ms: now,
                 span_ms: 0,
-                prior: prior.min(u32::from(u16::MAX)) as u16,
+                prior: u16::try_from(prior).unwrap_or(u16::MAX),
                 n: 0,
             };
-            match pos {
-                Some(i) => {
-                    self.takeovers[i] = fresh;
-                    i
-                }
-                None => {
-                    claim_track(
-                        &mut self.takeovers,
-                        usize::from(self.takeover_cap),
-                        |_| false,
-                        |t| if t.live(now) { f64::from(t.n) } else { 0.0 },
-                        fresh,
-                        &mut self.counters.track_evictions,
-                    )
-                    .0
-                }
-            }
+            let (i, _) = claim_track(
+                &mut self.takeovers,
+                usize::from(self.takeover_cap),
+                |t| t.key == key,
+                |t| if t.live(now) { f64::from(t.n) } else { 0.0 },
+                fresh,
+                &mut self.counters.track_evictions,
+            );
+            self.takeovers[i] = fresh;
+            i
         } else if let Some(i) = live {
             i
         } else {
@@ -1608,23 +1601,23 @@ impl TenantModel {
                 // the session is over
                 self.takeovers.swap_remove(i);
             }
-            return 0.0;
+            return None;
         };
         let t = &mut self.takeovers[i];
         if t.ctx != ctx {
             // the principal's own traffic beside it
-            return 0.0;
+            return None;
         }
         t.n = t.n.saturating_add(1);
         t.span_ms = t
             .span_ms
             .max(now.saturating_sub(t.first_ms).clamp(0, TAKEOVER_SPAN_MS) as u32);
-        facts.takeover = Some(*t);
-        if u64::from(t.n) > 2 * u64::from(t.prior) + 2 {
+        let score = if u64::from(t.n) > 2 * u64::from(t.prior) + 2 {
             (f64::from(t.n) + 2.0).log2()
         } else {
             0.0
-        }
+        };
+        Some((score, *t))
     }
 
     /// Count an admin event of `key` in its session (a new one begins
@@ -1950,7 +1943,7 @@ impl TenantModel {
                 let st = self.principals.peek(f.principal);
                 // a takeover session's network and user agent were new at
                 // its first event, not at this one
-                let session = x.takeover.filter(|_| x.access_by_takeover);
+                let session = x.takeover;
                 let first_use = |bits: f64, count: u32| match session {
                     Some(t) => format!(
                         "first used by this principal {:.0} min ago, when this session began",
