@@ -74,7 +74,7 @@ pub struct Decoder {
 /// A decoder's per-record buffers. Between records they hold no data, only
 /// capacity; their `'static` element types are recycled to each record's
 /// lifetime by [`recycle`].
-#[derive(Default, Clone)]
+#[derive(Clone)]
 struct Buffers {
     scan: scan::Scratch<KeyInfo>,
     /// What the keys met so far mean.
@@ -83,12 +83,29 @@ struct Buffers {
     days: DayMemo,
     /// Values of the fields that repeat, kept to be shared.
     interned: Interned,
+    /// The keyed hashes of recent token subjects.
+    subjects: token::SubjectCache,
     /// Every pair of the record, while its format is not yet known.
     pairs: Vec<(KeyRef<'static>, KeyInfo, Value<'static>)>,
     /// The keys of `pairs` that are not borrowed from the record.
     keys: String,
     /// The first value at each tenant path.
     tenant: Vec<Option<Value<'static>>>,
+}
+
+impl Buffers {
+    fn new(subject_key: [u8; 32]) -> Self {
+        Buffers {
+            scan: Default::default(),
+            memo: Default::default(),
+            days: Default::default(),
+            interned: Default::default(),
+            subjects: token::SubjectCache::new(subject_key),
+            pairs: Vec::new(),
+            keys: String::new(),
+            tenant: Vec::new(),
+        }
+    }
 }
 
 /// Capacity and caches only: nothing worth printing in a decoder's `Debug`.
@@ -128,6 +145,7 @@ struct Picker<'a, 'd> {
     memo: &'d mut KeyMemo,
     days: &'d mut DayMemo,
     interned: &'d mut Interned,
+    subjects: &'d mut token::SubjectCache,
     /// Per slot, the best value so far ([`Slots`]).
     slots: Slots<'a>,
     /// Per tenant path: its first value.
@@ -243,29 +261,39 @@ fn offer<'a>(slots: &mut Slots<'a>, slot: usize, rank: u8, value: Value<'a>, une
 }
 
 /// Long values of the fields that take few distinct values in a feed (a
-/// deployment's token issuers and OAuth client ids, a handful of each),
-/// kept as `'static` text that their `Text`s refer to instead of each
-/// allocating a copy (a `Text` holds only 24 bytes inline, and an issuer URL
-/// is longer: the allocation and its free were a tenth of a record's cost).
-/// A value is kept once for the whole process ([`KEPT`], which every decoder
-/// shares and which keeps it reachable) and lives as long as the process,
-/// within [`INTERN_BUDGET`] bytes in all; past that, values are copied as
-/// before. Each decoder remembers the last value per hash slot, so the
-/// shared list is only looked at when a slot's value changes: 1,024 slots
-/// (16 KiB per decoder), as a stream of many tenants carries an issuer and a
-/// client id or two per tenant — with 16, the Kafka load's 100 tenants
-/// took the shared list's lock on two records in three.
+/// deployment's token issuers and OAuth client ids, a handful of each; its
+/// user agents, a few hundred), kept as `'static` text that their `Text`s
+/// refer to instead of each allocating a copy (a `Text` holds only 24 bytes
+/// inline, and an issuer URL is longer: the allocation and its free were a
+/// tenth of a record's cost). A value is kept once for the whole process
+/// ([`KEPT`], which every decoder shares and which keeps it reachable) and
+/// lives as long as the process, within [`INTERN_BUDGET`] bytes in all;
+/// past that, values are copied as before (and the decoder no longer takes
+/// the shared list's lock for a value it has not met). Each decoder
+/// remembers the last value per hash slot, so the shared list is only
+/// looked at when a slot's value changes: 1,024 slots (16 KiB per decoder),
+/// as a stream of many tenants carries an issuer and a client id or two per
+/// tenant — with 16, the Kafka load's 100 tenants took the shared list's
+/// lock on two records in three.
 #[derive(Debug, Clone)]
-struct Interned(Box<[Option<&'static str>]>);
+struct Interned {
+    slots: Box<[Option<&'static str>]>,
+    /// The shared list was full when this decoder last asked it.
+    full: bool,
+}
 
 impl Default for Interned {
     fn default() -> Self {
-        Interned(vec![None; Interned::SLOTS].into_boxed_slice())
+        Interned {
+            slots: vec![None; Interned::SLOTS].into_boxed_slice(),
+            full: false,
+        }
     }
 }
 
-/// Bytes that [`KEPT`] may hold, for all decoders of the process together.
-const INTERN_BUDGET: usize = 64 << 10;
+/// Bytes that [`KEPT`] may hold, for all decoders of the process together
+/// (a user agent is ≈ 100 bytes: 2,600 of them).
+const INTERN_BUDGET: usize = 256 << 10;
 
 /// Every value kept by an [`Interned`], and their total length.
 static KEPT: Mutex<(Option<HashSet<&'static str>>, usize)> = Mutex::new((None, 0));
@@ -284,8 +312,9 @@ impl Interned {
         let (a, b) = scan::words(s.as_bytes());
         let h = (a ^ b.rotate_left(29) ^ s.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let i = (h >> (64 - Self::SLOTS.trailing_zeros())) as usize;
-        match self.0[i] {
+        match self.slots[i] {
             Some(t) if t == s => Text::const_new(t),
+            _ if self.full => Text::from(s),
             _ => self.keep(i, s),
         }
     }
@@ -303,9 +332,12 @@ impl Interned {
                 *bytes += s.len();
                 t
             }
-            None => return Text::from(s),
+            None => {
+                self.full = true;
+                return Text::from(s);
+            }
         };
-        self.0[i] = Some(t);
+        self.slots[i] = Some(t);
         Text::const_new(t)
     }
 }
@@ -715,7 +747,10 @@ impl Decoder {
         top: bool,
         out: &mut Vec<Decoded>,
     ) {
-        let mut bufs = self.bufs.take().unwrap_or_default();
+        let mut bufs = self
+            .bufs
+            .take()
+            .unwrap_or_else(|| Box::new(Buffers::new(self.subject_key)));
         let mut disagreed = false;
         let envelope = self.object(&mut bufs, b, meta, &env, top, out, &mut disagreed);
         self.bufs = Some(bufs);
@@ -747,6 +782,7 @@ impl Decoder {
             memo: &mut bufs.memo,
             days: &mut bufs.days,
             interned: &mut bufs.interned,
+            subjects: &mut bufs.subjects,
             slots: Slots::new(),
             tenant: recycle(std::mem::take(&mut bufs.tenant)),
             pairs: recycle(std::mem::take(&mut bufs.pairs)),
@@ -957,7 +993,7 @@ impl Decoder {
         let id = plain!(Slot::Id).or_else(|| env.cw_id.map(Text::from));
         let mut principal = label!(Slot::Principal);
         let client_ip = get(Slot::ClientIp).and_then(ip);
-        let user_agent = plain!(Slot::UserAgent);
+        let user_agent = repeated!(Slot::UserAgent);
         let mut token_issuer = repeated!(Slot::Issuer);
         // Only hashed: no `Text` for it (a subject is often longer than fits inline).
         let mut subject: Option<Cow<'_, str>> = get(Slot::Subject).and_then(|v| match v {
@@ -986,7 +1022,7 @@ impl Decoder {
         if let Some(s) = subject {
             // `sub:<hash>`: the principal when no other field names one.
             let mut buf = *b"sub:....................";
-            buf[4..].copy_from_slice(&token::subject_hex(&self.subject_key, &s));
+            buf[4..].copy_from_slice(&p.subjects.hex(&s));
             let p = scan::ascii(&buf).expect("hex is ASCII");
             token_subject = Some(Text::from(&p[4..]));
             if principal.is_none() {

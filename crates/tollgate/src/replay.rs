@@ -85,7 +85,7 @@ pub fn run(dec: Decoder, opts: Options) -> anyhow::Result<i32> {
         if !tenants.contains(&ev.tenant) {
             tenants.insert(ev.tenant.clone());
         }
-        engine.process(&ev, &mut updates);
+        engine.process(ev, &mut updates);
         let ms = ev.ts.timestamp_millis();
         if ms >= last_advance.saturating_add(ADVANCE_EVERY_MS) {
             engine.advance(ev.ts, &mut updates);
