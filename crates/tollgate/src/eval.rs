@@ -919,11 +919,12 @@ pub fn run_odds(o: &OddsOptions) -> anyhow::Result<(i32, report::Section)> {
 mod tests {
     use super::*;
 
-    /// The scenario suite at CI size (150k events, 6 tenants, seed 1):
-    /// the bars that hold at this size are asserted exactly; the ones not
-    /// yet met (stolen_token, off_hours_admin, volume_surge recall and the
-    /// 1-per-100k false-alert bar) are held to today's level so that a
-    /// regression fails here. Tighten as the detectors improve.
+    /// The scenario suite at CI size (150k events, 6 tenants, seed 1)
+    /// meets every bar of the issue, as `--check` judges them: recall
+    /// ≥ 0.95 for each scenario, the categorical ones within their first 5
+    /// malicious events, ≤ 1 false alert per 100k benign events in the
+    /// worst tenant (measured 2026-11-28: every recall 1.00, no false
+    /// alert, AUROC 0.7768).
     #[test]
     fn scenario_suite_meets_its_bars_at_ci_size() {
         let opts = Options {
@@ -938,33 +939,14 @@ mod tests {
             report: None,
         };
         let r = run_seed(&opts, 1).unwrap();
-        let recall = |s: Scenario| {
-            let row = r.rows.iter().find(|x| x.scenario == s).unwrap();
-            (
-                row.detected as f64 / row.injected as f64,
-                row.max_delay_events,
-            )
-        };
-        for s in [
-            Scenario::NewIssuer,
-            Scenario::CredentialStuffing,
-            Scenario::RouteEnumeration,
-            Scenario::Exfiltration,
-            Scenario::Beaconing,
-            Scenario::DnsTunnelling,
-        ] {
-            assert!(recall(s).0 >= 0.95, "{}: {:?}", s.as_str(), recall(s));
-        }
-        for s in [Scenario::NewIssuer, Scenario::Exfiltration] {
-            assert!(recall(s).1 <= 5, "{}: {:?}", s.as_str(), recall(s));
-        }
-        // not yet at the bar (0.95): regression guards at today's level
-        assert!(recall(Scenario::StolenToken).0 >= 0.5);
-        assert!(recall(Scenario::VolumeSurge).0 >= 0.75);
+        let bars = r.bars();
+        assert_eq!(bars.len(), 14, "{bars:?}");
+        let missed: Vec<&String> = bars.iter().filter(|b| !b.1).map(|b| &b.0).collect();
         assert!(
-            r.worst_tenant_fa_per_100k <= 50.0,
-            "worst tenant: {:.1} false alerts per 100k",
-            r.worst_tenant_fa_per_100k
+            missed.is_empty(),
+            "bars missed: {missed:?}; late: {:?}; missed incidents: {:?}",
+            r.late,
+            r.missed
         );
         assert!(r.auroc >= 0.75, "AUROC {}", r.auroc);
     }
