@@ -20,7 +20,7 @@
 //! default limits, the built-in subject key and the CLI's default tenant rule
 //! (the first of `/tenant`, `/authorizer/claims/custom:tenant_id`,
 //! `/custom:tenant_id`, `/company`, `/Customer`, else `default`); the CLI test
-//! in `crates/tollgate/tests/decode_cli.rs` holds the two to the same output.
+//! in `tests/decode_cli.rs` holds the two to the same output.
 //!
 //! Each expected line is one decoded item: the event as JSON,
 //! `{"skipped":"<reason>"}`, or `{"rejected":"<reason>","line":L,"index":I}`

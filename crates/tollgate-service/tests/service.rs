@@ -1,7 +1,7 @@
 //! The service end to end, in-process (`tollgate_service::run`), on inputs
 //! that need no broker: files, and Kinesis served by ferrokinesis on
 //! loopback. (The Kafka service against a real broker is tested by
-//! `crates/tollgate/tests/kafka_service.rs`.)
+//! `tests/kafka_service.rs`.)
 //!
 //! - a file input: every event is scored, every bad line is dead-lettered
 //!   with its reason, models are snapshotted and a second run loads them;
