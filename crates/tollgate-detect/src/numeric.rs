@@ -141,6 +141,21 @@ pub struct Gmm<const N: usize = D, const T: usize = TRI> {
     baseline: f64,
 }
 
+/// a^−(ν+N)/2, a Student-t kernel's density up to its norm (a ≥ 1): an
+/// integer power of 1/a, times √(1/a) when ν + N is odd.
+#[inline(always)]
+fn kernel<const N: usize>(a: f64) -> f64 {
+    const { assert!(NU == 4.0, "the kernel's exponent assumes nu = 4") };
+    let inv = 1.0 / a;
+    let twice = 4 + N;
+    let p = inv.powi((twice / 2) as i32);
+    if twice % 2 == 1 {
+        p * inv.sqrt()
+    } else {
+        p
+    }
+}
+
 /// Index of (i, j), j >= i, in a packed upper-triangular N×N matrix.
 #[inline]
 fn up<const N: usize>(i: usize, j: usize) -> usize {
@@ -204,17 +219,57 @@ impl<const N: usize, const T: usize> Gmm<N, T> {
 
     /// Negative log-likelihood (Student-t kernels, up to a constant) and the
     /// most responsible component.
+    ///
+    /// Component k's density is e^log_norm[k] · a_k^−(ν+N)/2 with
+    /// a_k = 1 + q_k/ν, and (ν + N)/2 is a whole or half number (ν = 4): so
+    /// the sum over components is e^L · Σ e^(log_norm[k] − L) · a_k^−(ν+N)/2
+    /// (L the largest log_norm) — an exponential per other component and
+    /// one logarithm, where a logarithm per component besides was ≈ 3 % of
+    /// scoring an event. Where that sum underflows (a vector far from every
+    /// component), the same figure is computed in logarithms.
     #[inline]
     pub fn nll(&self, x: &[f32; N]) -> (f64, usize) {
+        let k = self.k.min(K_MAX);
+        let a = self.spreads(x);
+        let mut heaviest = 0;
+        for c in 1..k {
+            if self.log_norm[c] > self.log_norm[heaviest] {
+                heaviest = c;
+            }
+        }
+        let l = self.log_norm[heaviest];
+        let (mut sum, mut best, mut top) = (0.0, 0, -1.0);
+        for c in 0..k {
+            // e^0 is exactly 1: the heaviest component needs no call
+            let w = if c == heaviest {
+                1.0
+            } else {
+                (self.log_norm[c] - l).exp()
+            };
+            let p = w * kernel::<N>(a[c]);
+            sum += p;
+            if p > top {
+                (top, best) = (p, c);
+            }
+        }
+        if sum > 1e-280 {
+            return (-(l + sum.ln()), best);
+        }
+        self.nll_logs(&a)
+    }
+
+    /// 1 + q_k/ν per component in use (q_k: the squared Mahalanobis
+    /// distance of `x` from component k); 1 for the others.
+    #[inline]
+    fn spreads(&self, x: &[f32; N]) -> [f64; K_MAX] {
         let z = self.standardize(x);
-        let mut lps = [f64::NEG_INFINITY; K_MAX];
-        let mut best = 0;
-        for k in 0..self.k {
+        let mut a = [1.0f64; K_MAX];
+        for (c, a) in a.iter_mut().enumerate().take(self.k.min(K_MAX)) {
             let mut d = [0.0; N];
             for i in 0..N {
-                d[i] = z[i] - self.means[k][i];
+                d[i] = z[i] - self.means[c][i];
             }
-            let u = &self.upper[k];
+            let u = &self.upper[c];
             let mut q = 0.0;
             for i in 0..N {
                 let mut s = 0.0;
@@ -223,22 +278,32 @@ impl<const N: usize, const T: usize> Gmm<N, T> {
                 }
                 q += s * s;
             }
-            // ln(1 + q/ν) as `ln` of the sum (q ≥ 0; glibc's log is about
-            // half of log1p's instructions)
-            lps[k] = self.log_norm[k] - 0.5 * (NU + N as f64) * (1.0 + q / NU).ln();
-            if lps[k] > lps[best] {
-                best = k;
+            *a = 1.0 + q / NU;
+        }
+        a
+    }
+
+    /// [`Gmm::nll`] in logarithms, from each component's a_k.
+    #[cold]
+    fn nll_logs(&self, a: &[f64; K_MAX]) -> (f64, usize) {
+        let k = self.k.min(K_MAX);
+        let mut lps = [f64::NEG_INFINITY; K_MAX];
+        let mut best = 0;
+        for c in 0..k {
+            lps[c] = self.log_norm[c] - 0.5 * (NU + N as f64) * a[c].ln();
+            if lps[c] > lps[best] {
+                best = c;
             }
         }
         let m = lps[best];
         let mut s = 0.0;
-        for (k, lp) in lps.iter().enumerate().take(self.k) {
+        for (c, lp) in lps.iter().enumerate().take(k) {
             // exp(0) is exactly 1: the best component's term needs no call;
             // nor does one 40 nats below it: e^-40 < 2^-57, and the sum
             // holds the best term's 1, so K_MAX such terms move it by less
             // than half of its last bit
             let d = lp - m;
-            s += if k == best {
+            s += if c == best {
                 1.0
             } else if d > -40.0 {
                 d.exp()
@@ -848,6 +913,46 @@ mod tests {
             m
         };
         assert_eq!(run(), run());
+    }
+
+    /// The product form of `nll` (one logarithm) gives what each
+    /// component's logarithm gave, near the components and far from them
+    /// (where the product underflows and the logarithms take over), and
+    /// names the same most responsible component.
+    #[test]
+    fn nll_without_a_logarithm_per_component_agrees_with_the_logarithms() {
+        let c = card();
+        let mut m = NumericModel::new(&c, 4);
+        let mut s = 11u64;
+        for _ in 0..5000 {
+            m.learn(&sample(&mut s), &c, 3);
+        }
+        let g = &m.gmm;
+        assert!(g.k >= 2, "a mixture, not one component: {}", g.k);
+        let mut far_taken = 0;
+        for i in 0..3000 {
+            let mut x = sample(&mut s);
+            // every tenth vector further out, up to 10^30 scales away
+            if i % 10 == 0 {
+                for v in &mut x {
+                    *v *= 10f32.powi((i / 10 % 31) as i32);
+                }
+            }
+            let (fast, kf) = g.nll(&x);
+            let (logs, kl) = g.nll_logs(&g.spreads(&x));
+            assert!(
+                (fast - logs).abs() <= 1e-9 * logs.abs().max(1.0),
+                "{x:?}: {fast} vs {logs}"
+            );
+            assert_eq!(kf, kl, "{x:?}");
+            if logs > 600.0 {
+                far_taken += 1;
+            }
+        }
+        assert!(
+            far_taken > 10,
+            "the underflow path was exercised {far_taken} times"
+        );
     }
 
     /// The generic arrays serialize exactly as serde's fixed-size ones did
