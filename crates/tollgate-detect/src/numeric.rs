@@ -935,7 +935,7 @@ mod tests {
             // every tenth vector further out, up to 10^30 scales away
             if i % 10 == 0 {
                 for v in &mut x {
-                    *v *= 10f32.powi((i / 10 % 31) as i32);
+                    *v *= 10f32.powi(i / 10 % 31);
                 }
             }
             let (fast, kf) = g.nll(&x);
