@@ -179,16 +179,11 @@ impl std::fmt::Debug for SubjectCache {
 }
 
 /// A slot of [`SubjectCache`] from the subject's first and last eight bytes
-/// and its length (a UUID's differ in both).
+/// (`scan::words`, as the decoder's other caches key) and its length (a
+/// UUID's differ in both).
 #[inline]
 fn slot_of(b: &[u8]) -> usize {
-    let word = |s: &[u8]| {
-        let mut w = [0u8; 8];
-        w[..s.len()].copy_from_slice(s);
-        u64::from_le_bytes(w)
-    };
-    let n = b.len().min(8);
-    let (a, z) = (word(&b[..n]), word(&b[b.len() - n..]));
+    let (a, z) = crate::scan::words(b);
     let h = (a ^ z.rotate_left(29) ^ b.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (h >> (64 - SubjectCache::SLOTS.trailing_zeros())) as usize
 }
