@@ -444,6 +444,17 @@ fn bits(num: f64, den: f64) -> f64 {
     (num / den).log2().clamp(0.0, 40.0)
 }
 
+/// The off-hours score of an admin session: how quiet its hour is, plus
+/// the session's own evidence as far as the hour is quiet — fully from 1
+/// bit (half the traffic and admin sessions of an average hour, geometric
+/// mean) up, not at all at an average or busier hour: a busy admin at a
+/// busy hour is not off-hours activity. (A hard gate at 1 bit missed a
+/// 27-call night session on scenario seed 5, where two benign 3 a.m. admin
+/// sessions had made the hour 0.58 bits quiet: it scored 0.58, now 9.9.)
+fn off_hours_bits(hour_bits: f64, session_bits: f64) -> f64 {
+    hour_bits + session_bits * hour_bits.clamp(0.0, 1.0)
+}
+
 fn human_bytes(b: f64) -> String {
     const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b;
@@ -1382,13 +1393,7 @@ impl TenantModel {
                 facts.admin_session = n;
             }
             facts.admin_typical = self.admin_typical;
-            // a session only counts at an hour that is already quiet: a
-            // busy admin at a busy hour is not off-hours activity
-            raw[Detector::OffHours.index()] = if hour_bits >= 1.0 {
-                hour_bits + session_bits
-            } else {
-                hour_bits
-            };
+            raw[Detector::OffHours.index()] = off_hours_bits(hour_bits, session_bits);
         }
         let h = usize::from(f.hour_of_week) % 168;
         Self::count_hour(&mut self.hours, &mut self.hours_total, h);
@@ -2396,6 +2401,31 @@ mod tests {
         // the same five with 404s otherwise alone: not the tenant's habit
         let (_, scan_single) = run(1);
         assert!(scan_single >= scan, "{scan_single} vs {scan}");
+    }
+
+    #[test]
+    fn an_admin_session_counts_as_far_as_its_hour_is_quiet() {
+        let floor = DetectConfig::default()
+            .check()
+            .unwrap()
+            .config()
+            .floors
+            .off_hours;
+        // an average or busier hour: the session adds nothing
+        assert_eq!(off_hours_bits(0.0, 16.0), 0.0);
+        // a quiet hour: all of it
+        assert_eq!(off_hours_bits(1.0, 6.0), 7.0);
+        assert_eq!(off_hours_bits(3.0, 6.0), 9.0);
+        // in between, in proportion, rising with both
+        let s: Vec<f64> = (0..=10)
+            .map(|i| off_hours_bits(f64::from(i) / 10.0, 16.0))
+            .collect();
+        assert!(s.windows(2).all(|w| w[1] > w[0]), "{s:?}");
+        assert!(off_hours_bits(0.5, 4.0) < off_hours_bits(0.5, 8.0));
+        // a long night session where a few benign admins also work nights
+        // (seed 5's 0.58 bits) pages; a short one at such an hour does not
+        assert!(off_hours_bits(0.58, 16.0) >= floor);
+        assert!(off_hours_bits(0.58, 1.0) < floor);
     }
 
     #[test]
