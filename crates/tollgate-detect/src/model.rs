@@ -259,6 +259,15 @@ const TAKEOVER_TRACKS: usize = 8;
 /// A takeover session is judged on its first hour.
 const TAKEOVER_SPAN_MS: i64 = 3_600_000;
 
+/// Takeover session sizes counted one by one up to this many events
+/// ([`TenantModel::takeover`]).
+pub(crate) const TAKEOVER_REACH: usize = 8;
+
+/// A takeover session is judged by how rarely this tenant's sessions grow
+/// as large once it has at least this many events (fewer are a user's
+/// first few requests from home on a new device).
+const TAKEOVER_MIN_EVENTS: u16 = 5;
+
 /// 401/403 and 404 rates: last minute vs. the last day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 struct Burst {
@@ -430,6 +439,10 @@ pub struct TenantModel {
     /// How many takeover sessions this model follows (1 to
     /// [`TAKEOVER_TRACKS`], by budget).
     takeover_cap: u8,
+    /// Last of the stored fields (format 8): how many takeover sessions
+    /// reached 1, 2, … [`TAKEOVER_REACH`] events (the last: at least that
+    /// many), halved together when the first nears `u16::MAX`.
+    takeover_reach: [u16; TAKEOVER_REACH],
     /// The tenant's time zone; set by the engine from the config, not stored.
     #[serde(skip, default = "utc")]
     zone: Zone,
@@ -508,6 +521,10 @@ struct Facts {
     /// The takeover session whose score is the access score (an
     /// unestablished principal's).
     takeover: Option<TakeoverTrack>,
+    /// Its score, and the tenant's sessions and those of them that had
+    /// grown as large before it.
+    takeover_bits: f64,
+    takeover_reach: (u16, u16),
     s_ua_t: f64,
     dom_count: u32,
     dom_total: f64,
@@ -654,6 +671,7 @@ impl TenantModel {
             // `SeenTable`); one at 32 KiB, the minimum, whose
             // tables are already at their floors
             takeover_cap: Self::takeover_cap_for(budget),
+            takeover_reach: [0; TAKEOVER_REACH],
             takeovers: Vec::new(),
             episodes: Vec::new(),
             benign: Vec::new(),
@@ -1221,11 +1239,13 @@ impl TenantModel {
                 && f.ua != 0
                 && !common_net;
             let ctx = mix2(f.client_net, f.ua);
-            if let Some((r, t)) = self.takeover(f.principal, ctx, opens, p_count, now) {
+            if let Some((r, t, reach)) = self.takeover(f.principal, ctx, opens, p_count, now) {
                 let a = &mut raw[Detector::Access.index()];
                 if r > *a {
                     *a = r;
                     facts.takeover = Some(t);
+                    facts.takeover_bits = r;
+                    facts.takeover_reach = reach;
                 }
             }
         }
@@ -1575,7 +1595,7 @@ impl TenantModel {
         opens: bool,
         prior: u32,
         now: i64,
-    ) -> Option<(f64, TakeoverTrack)> {
+    ) -> Option<(f64, TakeoverTrack, (u16, u16))> {
         let pos = self.takeovers.iter().position(|t| t.key == key);
         let live = pos.filter(|&i| self.takeovers[i].live(now));
         let i = if opens && live.is_none_or(|i| self.takeovers[i].ctx != ctx) {
@@ -1617,12 +1637,38 @@ impl TenantModel {
         t.span_ms = t
             .span_ms
             .max(now.saturating_sub(t.first_ms).clamp(0, TAKEOVER_SPAN_MS) as u32);
-        let score = if u64::from(t.n) > 2 * u64::from(t.prior) + 2 {
-            (f64::from(t.n) + 2.0).log2()
+        let (n, prior, track) = (t.n, t.prior, *t);
+        // how many of the tenant's sessions reached this size before this
+        // one did, and how many there were
+        let level = (n as usize).min(TAKEOVER_REACH) - 1;
+        let reach = &mut self.takeover_reach;
+        let before = reach[level];
+        if (n as usize) <= TAKEOVER_REACH {
+            reach[level] = reach[level].saturating_add(1);
+            if reach[0] >= u16::MAX / 2 {
+                for r in reach.iter_mut() {
+                    *r /= 2;
+                }
+            }
+        }
+        let (sessions, reached) = (reach[0], before);
+        // grown past the principal's history: log2 of its size (the access
+        // floor at 30 events); rare for this tenant: the surprisal of a
+        // session this large among its sessions, whatever the history —
+        // the principal is not established, and the tenant's own sessions
+        // say how large a user's new-device session gets here
+        let grown = if u64::from(n) > 2 * u64::from(prior) + 2 {
+            (f64::from(n) + 2.0).log2()
         } else {
             0.0
         };
-        Some((score, *t))
+        let rare = if n >= TAKEOVER_MIN_EVENTS {
+            bits(f64::from(sessions) + 1.0, f64::from(reached) + 0.5).min(16.0)
+        } else {
+            0.0
+        };
+        let score = grown.max(rare);
+        Some((score, track, (sessions, reached)))
     }
 
     /// Count an admin event of `key` in its session (a new one begins
@@ -1999,9 +2045,26 @@ impl TenantModel {
                         ),
                         reason: format!(
                             "more events from a new network and user agent than twice the principal's history ({:.1} bits)",
-                            (f64::from(t.n) + 2.0).log2()
+                            x.takeover_bits
                         ),
                     });
+                    let (sessions, reached) = x.takeover_reach;
+                    if t.n >= TAKEOVER_MIN_EVENTS {
+                        let size = if t.n as usize >= TAKEOVER_REACH {
+                            format!("{TAKEOVER_REACH} or more")
+                        } else {
+                            t.n.to_string()
+                        };
+                        ex.push(Contribution {
+                            feature: "session_size_in_tenant".into(),
+                            value: format!("{} events", t.n),
+                            typical: format!(
+                                "{reached} of {sessions} such sessions in tenant {} reached {size} events",
+                                self.tenant
+                            ),
+                            reason: "sessions from a new network and user agent rarely grow this large here".into(),
+                        });
+                    }
                     (
                         principal.to_string(),
                         format!(

@@ -26,11 +26,14 @@ use crate::model::TenantModel;
 
 pub const MAGIC: [u8; 4] = *b"TGDM";
 /// Bump on any change to [`TenantModel`]'s serialized shape or to the
-/// hashing in [`crate::hash`]. Format 6 is read too: 7 only appended the
-/// access detector's takeover sessions, which a format-6 model starts
-/// without.
-pub const VERSION: u16 = 7;
+/// hashing in [`crate::hash`]. Formats 6 and 7 are read too: 7 only
+/// appended the access detector's takeover sessions, which a format-6 model
+/// starts without, and 8 the counts of how large the tenant's takeover
+/// sessions grew, which an older model starts at zero.
+pub const VERSION: u16 = 8;
 const HEADER: usize = 4 + 2 + 2 + 8 + 32;
+// (the upgrade below appends one zero byte per session size)
+const _: () = assert!(crate::model::TAKEOVER_REACH == 8);
 
 /// Why a snapshot was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -193,7 +196,7 @@ pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotEr
         return Err(SnapshotError::BadMagic);
     }
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != VERSION && version != 6 {
+    if !(6..=VERSION).contains(&version) {
         return Err(SnapshotError::Version(version));
     }
     let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
@@ -205,13 +208,20 @@ pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotEr
         return Err(SnapshotError::Checksum);
     }
     let upgraded;
-    let payload = if version == 6 {
+    let payload = match version {
         // format 7 appended the takeover sessions (an empty list: 0) and
-        // their room (1 until fitted below) to format 6's fields
-        upgraded = [payload, &[0, 1]].concat();
-        &upgraded[..]
-    } else {
-        payload
+        // their room (1 until fitted below) to format 6's fields, and
+        // format 8 the takeover session sizes (eight zero counts, a byte
+        // each)
+        6 => {
+            upgraded = [payload, &[0, 1], &[0; 8]].concat();
+            &upgraded[..]
+        }
+        7 => {
+            upgraded = [payload, &[0; 8]].concat();
+            &upgraded[..]
+        }
+        _ => payload,
     };
     let mut m: TenantModel =
         postcard::from_bytes(payload).map_err(|e| SnapshotError::Decode(e.to_string()))?;

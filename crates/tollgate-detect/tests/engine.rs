@@ -370,6 +370,70 @@ fn a_light_principals_new_network_over_hours_is_a_habit_not_a_takeover() {
     assert!(first_fire(&mut engine, evs, Detector::Access).is_none());
 }
 
+/// `sessions` light principals (three requests each, never established)
+/// each come back once from a network and user agent new to them, for
+/// `size` requests a minute apart: the tenant's takeover sessions.
+fn light_sessions(g: &mut Gen, engine: &mut Engine, sessions: usize, size: usize) {
+    let mut out = Vec::new();
+    for k in 0..sessions {
+        let who = format!("light{k}@acme.example");
+        for _ in 0..3 {
+            g.tick();
+            let mut e = g.api(8);
+            e.principal = Some(who.as_str().into());
+            e.user_agent = Some(UAS[0].into());
+            engine.process(&e, &mut out);
+        }
+        for _ in 0..size {
+            g.now += 60_000;
+            let mut e = g.api(8);
+            e.principal = Some(who.as_str().into());
+            e.client_ip = Some(format!("198.18.{k}.9").parse().unwrap());
+            e.user_agent = Some(UAS[2].into());
+            engine.process(&e, &mut out);
+        }
+        g.now += 2 * 3_600_000;
+    }
+}
+
+#[test]
+fn a_takeover_session_larger_than_the_tenants_sessions_ever_grow_fires_at_five_requests() {
+    let (mut engine, mut g, _) = warmed(20_000);
+    // 60 users' first sessions from home on a new device: 2 requests each
+    light_sessions(&mut g, &mut engine, 60, 2);
+    let evs = light_principal_replayed(&mut g, &mut engine, 40, 30_000);
+    let (i, a) = first_fire(&mut engine, evs, Detector::Access).expect("access alert");
+    // few of the tenant's sessions (those above and the warm-up's own)
+    // reached 5 before: ≥ 5 bits, the access floor
+    assert_eq!(i, 5, "fired at event {i}");
+    let size = a
+        .explanation
+        .iter()
+        .find(|c| c.feature == "session_size_in_tenant")
+        .unwrap_or_else(|| panic!("{:?}", a.explanation));
+    // "3 of 125 such sessions in tenant acme reached 5 events"
+    let n: Vec<u32> = size
+        .typical
+        .split(' ')
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        n.len() == 3 && n[0] * 20 < n[1] && n[1] > 60 && n[2] == 5,
+        "{}",
+        size.typical
+    );
+}
+
+#[test]
+fn where_sessions_often_grow_large_a_takeover_waits_for_thirty_requests() {
+    let (mut engine, mut g, _) = warmed(20_000);
+    // the same users, but their new-device sessions run to 8 requests
+    light_sessions(&mut g, &mut engine, 60, 8);
+    let evs = light_principal_replayed(&mut g, &mut engine, 40, 30_000);
+    let (i, _) = first_fire(&mut engine, evs, Detector::Access).expect("access alert");
+    assert_eq!(i, 30, "fired at event {i}");
+}
+
 #[test]
 fn a_new_network_alone_does_not_fire_access() {
     let (mut engine, mut g, _) = warmed(20_000);
@@ -922,9 +986,12 @@ fn a_format_6_snapshot_is_upgraded_not_dropped() {
     assert_eq!(m.tenant(), &tenant);
     assert_eq!(m.counters().events, 5_000);
     assert!(m.resident_bytes() <= 64 * 1024, "{}", m.resident_bytes());
-    // written again, it is a format-7 snapshot of the same model
+    // written again, it is a current snapshot of the same model
     let again = tollgate_detect::snapshot::encode(&m);
-    assert_eq!(u16::from_le_bytes([again[4], again[5]]), 7);
+    assert_eq!(
+        u16::from_le_bytes([again[4], again[5]]),
+        tollgate_detect::snapshot::VERSION
+    );
     let m2 = tollgate_detect::snapshot::decode(&again, &tenant).unwrap();
     assert_eq!(tollgate_detect::snapshot::encode(&m2), again);
     // a format 5 snapshot is not guessed at
@@ -934,4 +1001,31 @@ fn a_format_6_snapshot_is_upgraded_not_dropped() {
         tollgate_detect::snapshot::decode(&old, &tenant),
         Err(tollgate_detect::SnapshotError::Version(5))
     ));
+}
+
+/// A snapshot written by the build before the takeover session sizes
+/// (format 7, commit 88299f7: the same 5,000 events as the format-6 one)
+/// loads too, and scores the next events as a model that had processed
+/// them would, apart from what it could not know (the session sizes start
+/// at zero).
+#[test]
+fn a_format_7_snapshot_is_upgraded_not_dropped() {
+    let bytes = include_bytes!("fixtures/umbrella-000.v7.tgdm");
+    assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 7);
+    let tenant = TenantId::new("umbrella-000").unwrap();
+    let m = tollgate_detect::snapshot::decode(bytes, &tenant).expect("format 7 decodes");
+    assert_eq!(m.counters().events, 5_000);
+    assert!(m.resident_bytes() <= 64 * 1024, "{}", m.resident_bytes());
+    let again = tollgate_detect::snapshot::encode(&m);
+    assert_eq!(
+        u16::from_le_bytes([again[4], again[5]]),
+        tollgate_detect::snapshot::VERSION
+    );
+    // the format-7 payload is the current one without its last eight
+    // bytes: the session sizes, all zero
+    assert_eq!(&again[48..again.len() - 8], &bytes[48..]);
+    assert_eq!(&again[again.len() - 8..], &[0; 8]);
+    let m2 = tollgate_detect::snapshot::decode(&again, &tenant).unwrap();
+    assert_eq!(tollgate_detect::snapshot::encode(&m2), again);
+    assert_eq!(format!("{m2:?}"), format!("{m:?}"));
 }
