@@ -433,8 +433,9 @@ pub struct TenantModel {
     /// Entities on-call marked false positive ([`TenantModel::feedback`]).
     benign: Vec<Benign>,
     counters: TenantCounters,
-    /// Last of the stored fields (format 7): a format-6 snapshot is this
-    /// model without them ([`crate::snapshot::decode`] upgrades it).
+    /// Appended in format 7: a format-6 snapshot is this model without
+    /// them and the fields after them ([`crate::snapshot::decode`]
+    /// upgrades it).
     takeovers: Vec<TakeoverTrack>,
     /// How many takeover sessions this model follows (1 to
     /// [`TAKEOVER_TRACKS`], by budget).
