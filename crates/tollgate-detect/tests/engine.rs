@@ -396,13 +396,20 @@ fn light_sessions(g: &mut Gen, engine: &mut Engine, sessions: usize, size: usize
     }
 }
 
+/// A light principal's token replayed 40 times, 30 s apart, in a tenant
+/// whose 60 users' new-device sessions ran to `size` requests: at which
+/// request the access alert fires, and the alert.
+fn replayed_where_sessions_run_to(size: usize) -> (usize, tollgate_detect::Alert) {
+    let (mut engine, mut g, _) = warmed(20_000);
+    light_sessions(&mut g, &mut engine, 60, size);
+    let evs = light_principal_replayed(&mut g, &mut engine, 40, 30_000);
+    first_fire(&mut engine, evs, Detector::Access).expect("access alert")
+}
+
 #[test]
 fn a_takeover_session_larger_than_the_tenants_sessions_ever_grow_fires_at_five_requests() {
-    let (mut engine, mut g, _) = warmed(20_000);
-    // 60 users' first sessions from home on a new device: 2 requests each
-    light_sessions(&mut g, &mut engine, 60, 2);
-    let evs = light_principal_replayed(&mut g, &mut engine, 40, 30_000);
-    let (i, a) = first_fire(&mut engine, evs, Detector::Access).expect("access alert");
+    // users' first sessions from home on a new device: 2 requests each
+    let (i, a) = replayed_where_sessions_run_to(2);
     // few of the tenant's sessions (those above and the warm-up's own)
     // reached 5 before: ≥ 5 bits, the access floor
     assert_eq!(i, 5, "fired at event {i}");
@@ -426,11 +433,8 @@ fn a_takeover_session_larger_than_the_tenants_sessions_ever_grow_fires_at_five_r
 
 #[test]
 fn where_sessions_often_grow_large_a_takeover_waits_for_thirty_requests() {
-    let (mut engine, mut g, _) = warmed(20_000);
     // the same users, but their new-device sessions run to 8 requests
-    light_sessions(&mut g, &mut engine, 60, 8);
-    let evs = light_principal_replayed(&mut g, &mut engine, 40, 30_000);
-    let (i, _) = first_fire(&mut engine, evs, Detector::Access).expect("access alert");
+    let (i, _) = replayed_where_sessions_run_to(8);
     assert_eq!(i, 30, "fired at event {i}");
 }
 
@@ -1005,9 +1009,8 @@ fn a_format_6_snapshot_is_upgraded_not_dropped() {
 
 /// A snapshot written by the build before the takeover session sizes
 /// (format 7, commit 88299f7: the same 5,000 events as the format-6 one)
-/// loads too, and scores the next events as a model that had processed
-/// them would, apart from what it could not know (the session sizes start
-/// at zero).
+/// loads too: the same model with the session sizes at zero, written
+/// again as the current format.
 #[test]
 fn a_format_7_snapshot_is_upgraded_not_dropped() {
     let bytes = include_bytes!("fixtures/umbrella-000.v7.tgdm");
