@@ -458,6 +458,29 @@ fn bits(num: f64, den: f64) -> f64 {
     (num / den).log2().clamp(0.0, 40.0)
 }
 
+/// A takeover session's two scores, in bits, after its `n`th request
+/// (`prior`: the principal's remembered events at its start; `sessions`:
+/// the tenant's takeover sessions, `reached`: those that had grown to `n`
+/// before it): grown past the principal's history, log2 of its size (the
+/// access floor at 30 requests); rare for this tenant from the 5th
+/// request, the surprisal of a session this large among its sessions,
+/// whatever the history — the principal is not established, and the
+/// tenant's own sessions say how large a user's new-device session gets
+/// here.
+fn takeover_bits(n: u16, prior: u16, sessions: u16, reached: u16) -> (f64, f64) {
+    let grown = if u64::from(n) > 2 * u64::from(prior) + 2 {
+        (f64::from(n) + 2.0).log2()
+    } else {
+        0.0
+    };
+    let rare = if n >= TAKEOVER_MIN_EVENTS {
+        bits(f64::from(sessions) + 1.0, f64::from(reached) + 0.5).min(16.0)
+    } else {
+        0.0
+    };
+    (grown, rare)
+}
+
 /// The off-hours score of an admin session: how quiet its hour is, plus
 /// the session's own evidence as far as the hour is quiet — fully from 1
 /// bit (half the traffic and admin sessions of an average hour, geometric
@@ -522,9 +545,8 @@ struct Facts {
     /// The takeover session whose score is the access score (an
     /// unestablished principal's).
     takeover: Option<TakeoverTrack>,
-    /// Its score, and the tenant's sessions and those of them that had
-    /// grown as large before it.
-    takeover_bits: f64,
+    /// The tenant's takeover sessions and those of them that had grown as
+    /// large before it.
     takeover_reach: (u16, u16),
     s_ua_t: f64,
     dom_count: u32,
@@ -1245,7 +1267,6 @@ impl TenantModel {
                 if r > *a {
                     *a = r;
                     facts.takeover = Some(t);
-                    facts.takeover_bits = r;
                     facts.takeover_reach = reach;
                 }
             }
@@ -1653,23 +1674,8 @@ impl TenantModel {
             }
         }
         let (sessions, reached) = (reach[0], before);
-        // grown past the principal's history: log2 of its size (the access
-        // floor at 30 events); rare for this tenant: the surprisal of a
-        // session this large among its sessions, whatever the history —
-        // the principal is not established, and the tenant's own sessions
-        // say how large a user's new-device session gets here
-        let grown = if u64::from(n) > 2 * u64::from(prior) + 2 {
-            (f64::from(n) + 2.0).log2()
-        } else {
-            0.0
-        };
-        let rare = if n >= TAKEOVER_MIN_EVENTS {
-            bits(f64::from(sessions) + 1.0, f64::from(reached) + 0.5).min(16.0)
-        } else {
-            0.0
-        };
-        let score = grown.max(rare);
-        Some((score, track, (sessions, reached)))
+        let (grown, rare) = takeover_bits(n, prior, sessions, reached);
+        Some((grown.max(rare), track, (sessions, reached)))
     }
 
     /// Count an admin event of `key` in its session (a new one begins
@@ -2036,6 +2042,8 @@ impl TenantModel {
                 });
                 if let Some(t) = session {
                     let mins = f64::from(t.span_ms) / 60_000.0;
+                    let (sessions, reached) = x.takeover_reach;
+                    let (grown, rare) = takeover_bits(t.n, t.prior, sessions, reached);
                     ex.push(Contribution {
                         feature: "session_from_new_network_and_user_agent".into(),
                         value: format!("{} events in {mins:.0} min", t.n),
@@ -2044,13 +2052,15 @@ impl TenantModel {
                             t.prior,
                             cfg.config().principal_min_events
                         ),
-                        reason: format!(
-                            "more events from a new network and user agent than twice the principal's history ({:.1} bits)",
-                            x.takeover_bits
-                        ),
+                        reason: if grown > 0.0 {
+                            format!(
+                                "more events from a new network and user agent than twice the principal's history ({grown:.1} bits)"
+                            )
+                        } else {
+                            "not yet more events than twice the principal's history".into()
+                        },
                     });
-                    let (sessions, reached) = x.takeover_reach;
-                    if t.n >= TAKEOVER_MIN_EVENTS {
+                    if rare > 0.0 {
                         let size = if t.n as usize >= TAKEOVER_REACH {
                             format!("{TAKEOVER_REACH} or more")
                         } else {
@@ -2063,7 +2073,9 @@ impl TenantModel {
                                 "{reached} of {sessions} such sessions in tenant {} reached {size} events",
                                 self.tenant
                             ),
-                            reason: "sessions from a new network and user agent rarely grow this large here".into(),
+                            reason: format!(
+                                "sessions from a new network and user agent rarely grow this large here ({rare:.1} bits)"
+                            ),
                         });
                     }
                     (

@@ -22,7 +22,7 @@
 
 use tollgate_events::TenantId;
 
-use crate::model::TenantModel;
+use crate::model::{TenantModel, TAKEOVER_REACH};
 
 pub const MAGIC: [u8; 4] = *b"TGDM";
 /// Bump on any change to [`TenantModel`]'s serialized shape or to the
@@ -32,8 +32,6 @@ pub const MAGIC: [u8; 4] = *b"TGDM";
 /// sessions grew, which an older model starts at zero.
 pub const VERSION: u16 = 8;
 const HEADER: usize = 4 + 2 + 2 + 8 + 32;
-// (the upgrade below appends one zero byte per session size)
-const _: () = assert!(crate::model::TAKEOVER_REACH == 8);
 
 /// Why a snapshot was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -211,14 +209,13 @@ pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotEr
     let payload = match version {
         // format 7 appended the takeover sessions (an empty list: 0) and
         // their room (1 until fitted below) to format 6's fields, and
-        // format 8 the takeover session sizes (eight zero counts, a byte
-        // each)
+        // format 8 the takeover session sizes (zero counts, a byte each)
         6 => {
-            upgraded = [payload, &[0, 1], &[0; 8]].concat();
+            upgraded = [payload, &[0, 1], &[0; TAKEOVER_REACH]].concat();
             &upgraded[..]
         }
         7 => {
-            upgraded = [payload, &[0; 8]].concat();
+            upgraded = [payload, &[0; TAKEOVER_REACH]].concat();
             &upgraded[..]
         }
         _ => payload,
