@@ -488,8 +488,21 @@ fn takeover_bits(n: u16, prior: u16, sessions: u16, reached: u16) -> (f64, f64) 
 /// busy hour is not off-hours activity. (A hard gate at 1 bit missed a
 /// 27-call night session on scenario seed 5, where two benign 3 a.m. admin
 /// sessions had made the hour 0.58 bits quiet: it scored 0.58, now 9.9.)
-fn off_hours_bits(hour_bits: f64, session_bits: f64) -> f64 {
-    hour_bits + session_bits * hour_bits.clamp(0.0, 1.0)
+///
+/// For a principal with an earlier admin session (an admin), the hour
+/// itself counts half: an admin's call at a quiet hour is less surprising
+/// than anyone else's, and what marks a stolen admin account is the size
+/// of its session. On scenario seeds 1–8, every benign admin session that
+/// reached the 4-bit floor with the hour counted whole was an admin's: one
+/// or two calls at a 2.4–4.6-bit hour (seed 7's 4 false alerts, a known
+/// admin's 2-call sessions at 2.5 bits); every intruder's was its first.
+fn off_hours_bits(hour_bits: f64, session_bits: f64, admin_before: bool) -> f64 {
+    let hour = if admin_before {
+        0.5 * hour_bits
+    } else {
+        hour_bits
+    };
+    hour + session_bits * hour_bits.clamp(0.0, 1.0)
 }
 
 fn human_bytes(b: f64) -> String {
@@ -566,6 +579,8 @@ struct Facts {
     admin_typical: f32,
     /// Admin calls in the principal's session so far.
     admin_calls: u32,
+    /// The principal has had an earlier admin session.
+    admin_before: bool,
     numeric_k: usize,
     x: [f32; D],
 }
@@ -613,6 +628,12 @@ fn claim_track<T>(
 
 /// A tenant's typical admin-session size before it has shown its own.
 const ADMIN_TYPICAL_PRIOR: f32 = 1.5;
+
+/// The pair-filter entry of a principal that has had an admin session
+/// which ended.
+fn admin_pair(principal: u64) -> u64 {
+    mix2(principal, Kind::PrincipalAdmin as u64)
+}
 
 /// The typical admin-session size after a session of `peak` events ended
 /// (a moving mean over sessions, so that one long session weighs as one).
@@ -1428,14 +1449,17 @@ impl TenantModel {
             if f.principal != 0 {
                 // a session is judged by the hour it began in: its own
                 // events must not make its hour look busy
-                let (n, start_bits, calls) = self.admin_session(f.principal, now, hour_bits as f32);
+                let (n, start_bits, calls, before) =
+                    self.admin_session(f.principal, now, hour_bits as f32);
                 facts.admin_calls = calls;
+                facts.admin_before = before;
                 hour_bits = hour_bits.max(f64::from(start_bits));
                 session_bits = poisson_tail_bits(f64::from(self.admin_typical), n.round() as u32);
                 facts.admin_session = n;
             }
             facts.admin_typical = self.admin_typical;
-            raw[Detector::OffHours.index()] = off_hours_bits(hour_bits, session_bits);
+            raw[Detector::OffHours.index()] =
+                off_hours_bits(hour_bits, session_bits, facts.admin_before);
         }
         let h = usize::from(f.hour_of_week) % 168;
         Self::count_hour(&mut self.hours, &mut self.hours_total, h);
@@ -1680,11 +1704,13 @@ impl TenantModel {
 
     /// Count an admin event of `key` in its session (a new one begins
     /// after a quiet spell, at `hour_bits`); returns the session's decayed
-    /// count including this event, the bits of the hour it began in and
-    /// its calls so far.
+    /// count including this event, the bits of the hour it began in, its
+    /// calls so far and whether the principal had an earlier admin session
+    /// (an admin: remembered in the pair filter once a session has ended,
+    /// and forgotten as the filter's least recent pairs are).
     /// The weakest session is replaced when all are taken (counted when it
     /// was still live).
-    fn admin_session(&mut self, key: u64, now: i64, hour_bits: f32) -> (f64, f32, u32) {
+    fn admin_session(&mut self, key: u64, now: i64, hour_bits: f32) -> (f64, f32, u32, bool) {
         let fresh = AdminTrack {
             key,
             n: Decayed {
@@ -1705,11 +1731,18 @@ impl TenantModel {
         );
         if let Some(old) = replaced {
             self.admin_typical = fold_session(self.admin_typical, old.peak);
+            if old.peak > 0.0 {
+                self.pairs.touch(admin_pair(old.key));
+            }
         }
         let t = &mut self.admin_tracks[i];
         if t.n.at(now, ADMIN_TAU_MS) < 0.5 {
-            // the previous session ended: it joins the tenant's typical size
+            // the previous session ended: it joins the tenant's typical
+            // size, and its principal is an admin from now on
             self.admin_typical = fold_session(self.admin_typical, t.peak);
+            if t.peak > 0.0 {
+                self.pairs.touch(admin_pair(key));
+            }
             t.start_bits = hour_bits;
             t.peak = 0.0;
             t.calls = 0;
@@ -1717,7 +1750,8 @@ impl TenantModel {
         let n = t.n.add(now, ADMIN_TAU_MS, 1.0);
         t.peak = t.peak.max(n as f32);
         t.calls = t.calls.saturating_add(1);
-        (n, t.start_bits, t.calls)
+        let (start_bits, calls) = (t.start_bits, t.calls);
+        (n, start_bits, calls, self.pairs.contains(admin_pair(key)))
     }
 
     /// Resolve quiet episodes and close volume intervals up to `now_ms`.
@@ -2233,8 +2267,12 @@ impl TenantModel {
                         "{:.3}% of this tenant's traffic per hour here (uniform would be 0.595%)",
                         x.hour_share * 100.0
                     ),
-                    reason: "administrative route/app at an hour the tenant is rarely active"
-                        .into(),
+                    reason: if x.admin_before {
+                        "administrative route/app at an hour the tenant is rarely active (by a principal with earlier admin sessions: the hour counts half)"
+                    } else {
+                        "administrative route/app at an hour the tenant is rarely active"
+                    }
+                    .into(),
                 });
                 if x.admin_session >= 1.5 {
                     ex.push(Contribution {
@@ -2423,6 +2461,23 @@ mod tests {
             single > 0.0 && single < cfg.config().floors.off_hours,
             "{single}"
         );
+        // admin0, whose daytime admin sessions have ended, at the same hour:
+        // the hour counts half for an admin; a long session still pages
+        let mut admin = m.clone();
+        let mut user = m.clone();
+        let by_admin: Vec<f64> = (0..12)
+            .map(|i| call(&mut admin, night + i * 30_000, "admin0", "/admin/users"))
+            .collect();
+        let by_user: Vec<f64> = (0..2)
+            .map(|i| call(&mut user, night + i * 30_000, "user3", "/admin/users"))
+            .collect();
+        assert!(by_admin[0] < single / 2.0 + 0.5, "{by_admin:?} vs {single}");
+        assert!(by_admin[1] < by_user[1], "{by_admin:?} vs {by_user:?}");
+        assert!(by_admin[1] < cfg.config().floors.off_hours, "{by_admin:?}");
+        assert!(
+            by_admin[11] >= cfg.config().floors.off_hours,
+            "{by_admin:?}"
+        );
         // a dozen in six minutes: its own calls do not make 02:00 look busy
         let raws: Vec<f64> = (0..12)
             .map(|i| call(&mut m, night + i * 30_000, "user3", "/admin/users"))
@@ -2488,20 +2543,28 @@ mod tests {
             .floors
             .off_hours;
         // an average or busier hour: the session adds nothing
-        assert_eq!(off_hours_bits(0.0, 16.0), 0.0);
+        assert_eq!(off_hours_bits(0.0, 16.0, false), 0.0);
         // a quiet hour: all of it
-        assert_eq!(off_hours_bits(1.0, 6.0), 7.0);
-        assert_eq!(off_hours_bits(3.0, 6.0), 9.0);
+        assert_eq!(off_hours_bits(1.0, 6.0, false), 7.0);
+        assert_eq!(off_hours_bits(3.0, 6.0, false), 9.0);
         // in between, in proportion, rising with both
         let s: Vec<f64> = (0..=10)
-            .map(|i| off_hours_bits(f64::from(i) / 10.0, 16.0))
+            .map(|i| off_hours_bits(f64::from(i) / 10.0, 16.0, false))
             .collect();
         assert!(s.windows(2).all(|w| w[1] > w[0]), "{s:?}");
-        assert!(off_hours_bits(0.5, 4.0) < off_hours_bits(0.5, 8.0));
+        assert!(off_hours_bits(0.5, 4.0, false) < off_hours_bits(0.5, 8.0, false));
         // a long night session where a few benign admins also work nights
         // (seed 5's 0.58 bits) pages; a short one at such an hour does not
-        assert!(off_hours_bits(0.58, 16.0) >= floor);
-        assert!(off_hours_bits(0.58, 1.0) < floor);
+        assert!(off_hours_bits(0.58, 16.0, false) >= floor);
+        assert!(off_hours_bits(0.58, 1.0, false) < floor);
+        // an admin's: the hour counts half, the session as before — one or
+        // two calls at a 4-bit hour do not page, a long session still does
+        assert_eq!(off_hours_bits(4.0, 0.4, true), 2.4);
+        assert!(off_hours_bits(4.0, 0.4, true) < floor);
+        assert!(off_hours_bits(2.5, 1.6, true) < floor);
+        assert!(off_hours_bits(2.5, 1.6, false) >= floor);
+        assert!(off_hours_bits(2.0, 5.0, true) >= floor);
+        assert_eq!(off_hours_bits(0.0, 16.0, true), 0.0);
     }
 
     #[test]

@@ -33,8 +33,11 @@ pub enum Kind {
     Signature = 7,
     QName = 8,
     Route = 9,
-    // 10 was `PrincipalAdmin`: admins are counted in their own
-    // `PrincipalCounts`
+    /// A principal that has had an admin session which ended (entered in
+    /// the `PairFilter` when the session is folded into the tenant's
+    /// typical size). Until snapshot format 5 the same kind marked any
+    /// principal's first admin call; no format read today holds those.
+    PrincipalAdmin = 10,
     /// User-agent families (family + OS) of the whole tenant.
     Ua = 11,
 }
@@ -312,10 +315,7 @@ impl PairFilter {
     /// change sits in its first bucket and is still found there.
     #[inline]
     pub fn touch(&mut self, h: u64) -> bool {
-        let nb = (self.slots.len() / PAIR_WAYS) as u64;
-        let b1 = (((h & 0xffff_ffff) * nb) >> 32) as usize * PAIR_WAYS;
-        let b2 = ((((h >> 16) & 0xffff_ffff) * nb) >> 32) as usize * PAIR_WAYS;
-        let fp = ((h >> 48) as u16).max(1);
+        let (b1, b2, fp) = self.place(h);
         let (b, found, end) = if let Some(i) = Self::find(&self.slots, b1, fp) {
             (b1, true, i)
         } else if let Some(i) = Self::find(&self.slots, b2, fp) {
@@ -342,6 +342,21 @@ impl PairFilter {
         bucket.copy_within(0..end, 1);
         bucket[0] = fp;
         found
+    }
+
+    /// Whether the pair is present, without making it recent.
+    pub fn contains(&self, h: u64) -> bool {
+        let (b1, b2, fp) = self.place(h);
+        Self::find(&self.slots, b1, fp).is_some() || Self::find(&self.slots, b2, fp).is_some()
+    }
+
+    /// A pair's two candidate buckets (their first slots) and fingerprint.
+    #[inline(always)]
+    fn place(&self, h: u64) -> (usize, usize, u16) {
+        let nb = (self.slots.len() / PAIR_WAYS) as u64;
+        let b1 = (((h & 0xffff_ffff) * nb) >> 32) as usize * PAIR_WAYS;
+        let b2 = ((((h >> 16) & 0xffff_ffff) * nb) >> 32) as usize * PAIR_WAYS;
+        (b1, b2, ((h >> 48) as u16).max(1))
     }
 
     #[inline]
@@ -936,6 +951,17 @@ mod tests {
         // and a pair never inserted is still new
         let false_hits = (0..10_000u64).filter(|&k| p.touch(hash_u64(4, k))).count();
         assert!(false_hits < 10, "{false_hits}");
+    }
+
+    #[test]
+    fn pair_filter_contains_looks_without_inserting() {
+        let mut p = PairFilter::new(64);
+        let (a, b) = (hash_u64(5, 1), hash_u64(5, 2));
+        assert!(!p.contains(a));
+        assert!(!p.contains(a), "looking did not insert it");
+        assert!(!p.touch(a));
+        assert!(p.contains(a));
+        assert!(!p.contains(b));
     }
 
     #[test]

@@ -557,24 +557,49 @@ fn dns_tunnelling_fires() {
 
 #[test]
 fn off_hours_admin_activity_fires() {
-    let (mut engine, mut g, _) = warmed(60_000);
-    // jump to the next Sunday 03:00 UTC
-    let week = 7 * 86_400_000;
-    let sunday3 = T0 + ((g.now - T0) / week) * week + 6 * 86_400_000 + 3 * 3_600_000;
-    g.now = sunday3.max(g.now);
-    // one admin's calls, 30 s apart
-    let evs: Vec<Event> = (0..3)
-        .map(|_| {
-            g.now += 30_000;
-            g.admin_api_by(1)
-        })
-        .collect();
+    // the same calls, 30 s apart, at 03:00 on a Sunday: by a user who never
+    // made an admin call, and by an admin whose business-hours admin
+    // sessions have ended
+    let run = |p: usize| {
+        let (mut engine, mut g, _) = warmed(60_000);
+        // jump to the next Sunday 03:00 UTC
+        let week = 7 * 86_400_000;
+        let sunday3 = T0 + ((g.now - T0) / week) * week + 6 * 86_400_000 + 3 * 3_600_000;
+        g.now = sunday3.max(g.now);
+        let evs: Vec<Event> = (0..8)
+            .map(|_| {
+                g.now += 30_000;
+                g.admin_api_by(p)
+            })
+            .collect();
+        first_fire(&mut engine, evs, Detector::OffHours).expect("off-hours alert")
+    };
     // one admin call at 03:00 on a Sunday is quiet-hour activity, not yet
-    // an alert; a run of them in a minute and a half is
-    let (i, a) = first_fire(&mut engine, evs, Detector::OffHours).expect("off-hours alert");
-    assert_eq!(i, 2, "{a:?}");
+    // an alert; a run of them in a minute is
+    let (i, a) = run(7);
+    assert_eq!(i, 3, "{a:?}");
     assert!(a.summary.contains("Sun 03:00"), "{}", a.summary);
-    assert!(a.summary.contains("2 admin calls"), "{}", a.summary);
+    assert!(
+        a.summary.contains("3 admin calls by user7"),
+        "{}",
+        a.summary
+    );
+    // for an admin the hour counts half: the run must be longer, and
+    // still pages within five calls
+    let (j, b) = run(1);
+    assert!(j > i && j <= 5, "the admin's alert came at call {j}: {b:?}");
+    assert!(
+        b.summary.contains(&format!("{j} admin calls by admin1")),
+        "{}",
+        b.summary
+    );
+    assert!(
+        b.explanation
+            .iter()
+            .any(|c| c.reason.contains("earlier admin sessions")),
+        "{:?}",
+        b.explanation
+    );
 }
 
 /// `hour`:00 UTC of the first weekday (of the generator's week, which
