@@ -58,13 +58,33 @@ impl EventStream {
         let limit = self.dec.limits().max_record_bytes;
         let meta = RecordMeta::default();
         while !self.done && self.heap.len() < self.window {
-            if !input::read_line_bounded(&mut *self.src.reader, &mut self.line, limit)
-                .with_context(|| format!("reading {}", self.src.name))?
-            {
-                self.done = true;
-                break;
+            // a line wholly inside the reader's buffer is decoded where it
+            // lies; one that crosses the buffer's end (or an error, which
+            // `read_line_bounded` reports) takes the copying path
+            let whole = match self.src.reader.fill_buf() {
+                Ok(chunk) => memchr::memchr(b'\n', chunk),
+                Err(_) => None,
+            };
+            if let Some(end) = whole {
+                // the buffer again, without I/O: it still holds the line
+                let chunk = self.src.reader.fill_buf()?;
+                // as `read_line_bounded` keeps it: the first `limit + 1`
+                // bytes, then without a trailing `\r`
+                let mut line = &chunk[..end.min(limit + 1)];
+                if let [rest @ .., b'\r'] = line {
+                    line = rest;
+                }
+                self.dec.decode(line, &meta, &mut self.items);
+                self.src.reader.consume(end + 1);
+            } else {
+                if !input::read_line_bounded(&mut *self.src.reader, &mut self.line, limit)
+                    .with_context(|| format!("reading {}", self.src.name))?
+                {
+                    self.done = true;
+                    break;
+                }
+                self.dec.decode(&self.line, &meta, &mut self.items);
             }
-            self.dec.decode(&self.line, &meta, &mut self.items);
             for d in self.items.drain(..) {
                 self.tally.add(&d);
                 if let Decoded::Event(ev) = d {
@@ -201,6 +221,69 @@ impl Merged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_events::{DecodeConfig, Format, RejectReason, TenantRule};
+
+    fn dns_line(i: u64, pad: usize) -> String {
+        format!(
+            r#"{{"datetime":"Mon Mar 04 00:00:{:02} 2024","user":"erin.turner%40oceanic3.example.com","dns_req":"github.com","dns_reqtype":"A","dns_resp":"140.82.112.3","durationms":7,"clt_sip":"10.4.130.134","srv_dip":"185.46.212.88","srv_dport":53,"reqaction":"REQ_ALLOW","category":"Online Storage","company":"oceanic-003","tz":"GMT","recordid":"{i}","devicehostname":"{}"}}"#,
+            i % 60,
+            "d".repeat(pad)
+        )
+    }
+
+    /// Lines are read as `read_line_bounded` reads them whether they lie
+    /// inside the reader's buffer (decoded in place) or cross its end
+    /// (copied): `\r\n` endings, a line over the record limit rejected as
+    /// too large, one without a final newline, and lines of every length
+    /// across several 256 KiB buffers.
+    #[test]
+    fn lines_decode_alike_inside_and_across_the_read_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dns.ndjson");
+        let mut text = String::new();
+        let mut want = 0u64;
+        for i in 0..3_000u64 {
+            text.push_str(&dns_line(i, (i as usize * 37) % 900));
+            text.push_str(if i % 3 == 0 { "\r\n" } else { "\n" });
+            want += 1;
+        }
+        text.push_str(&dns_line(3_000, 5_000)); // over the limit below
+        text.push('\n');
+        text.push_str(&dns_line(3_001, 0)); // no final newline
+        want += 1;
+        std::fs::write(&path, &text).unwrap();
+        let mut cfg = DecodeConfig::new(
+            Format::Auto,
+            TenantRule::Pointer {
+                pointer: "/company".into(),
+            },
+        );
+        cfg.limits.max_record_bytes = 4_096;
+        let dec = Decoder::new(&cfg).unwrap();
+        let mut s = EventStream::open(path.to_str().unwrap(), dec, 100).unwrap();
+        let mut ids = Vec::new();
+        while let Some(ev) = s.next_event().unwrap() {
+            ids.push(ev.id.as_ref().map(|t| t.to_string()).unwrap());
+        }
+        assert_eq!(s.tally.decoded, want);
+        assert_eq!(
+            s.tally.rejected.get(&RejectReason::TooLarge),
+            Some(&1),
+            "{:?}",
+            s.tally
+        );
+        assert_eq!(s.tally.rejected.len(), 1, "{:?}", s.tally);
+        assert_eq!(ids.len() as u64, want);
+        assert!(
+            text.len() > 2 * (256 << 10),
+            "the file spans several buffers"
+        );
+        // every line but the oversized one, once (in event-time order)
+        let mut got: Vec<u64> = ids.iter().map(|i| i.parse().unwrap()).collect();
+        got.sort_unstable();
+        let expected: Vec<u64> = (0..3_000).chain([3_001]).collect();
+        assert_eq!(got, expected);
+    }
 
     /// The run-and-heap order takes keys exactly as one heap does, for
     /// inputs in order, nearly in order, in reverse and at random, with
