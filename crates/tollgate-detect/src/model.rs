@@ -1731,7 +1731,9 @@ impl TenantModel {
         );
         if let Some(old) = replaced {
             self.admin_typical = fold_session(self.admin_typical, old.peak);
-            if old.peak > 0.0 {
+            // only a session that had ended: one cut off while live (the
+            // weakest of a full set) may be an intruder's, not yet judged
+            if old.peak > 0.0 && old.n.at(now, ADMIN_TAU_MS) < 0.5 {
                 self.pairs.touch(admin_pair(old.key));
             }
         }
