@@ -21,7 +21,7 @@ pub struct EventStream {
     items: Vec<Decoded>,
     /// The buffered events' (ts millis, arrival sequence, slot in `slab`),
     /// taken smallest first.
-    heap: Order,
+    order: Order,
     /// The buffered events, in slots reused from event to event: a `Box`
     /// per event was an allocation and a free each, ≈ 2 % of a replay.
     slab: Vec<Event>,
@@ -42,7 +42,7 @@ impl EventStream {
             dec,
             line: Vec::with_capacity(4096),
             items: Vec::new(),
-            heap: Order::with_capacity(window + 64),
+            order: Order::with_capacity(window + 64),
             slab: Vec::with_capacity(window + 64),
             free: Vec::with_capacity(window + 64),
             seq: 0,
@@ -57,7 +57,7 @@ impl EventStream {
     fn fill(&mut self) -> anyhow::Result<()> {
         let limit = self.dec.limits().max_record_bytes;
         let meta = RecordMeta::default();
-        while !self.done && self.heap.len() < self.window {
+        while !self.done && self.order.len() < self.window {
             // a line wholly inside the reader's buffer is decoded where it
             // lies; one that crosses the buffer's end (or an error, which
             // `read_line_bounded` reports) takes the copying path
@@ -100,7 +100,7 @@ impl EventStream {
                             u32::try_from(self.slab.len() - 1).context("reorder buffer")?
                         }
                     };
-                    self.heap.push((ms, self.seq, slot));
+                    self.order.push((ms, self.seq, slot));
                 }
             }
         }
@@ -110,13 +110,13 @@ impl EventStream {
     /// The time of the next event, if any.
     pub fn peek_ms(&mut self) -> anyhow::Result<Option<i64>> {
         self.fill()?;
-        Ok(self.heap.peek().map(|(ms, _, _)| ms))
+        Ok(self.order.peek().map(|(ms, _, _)| ms))
     }
 
     /// The next event; its slot is reused from the next call on.
     pub fn next_event(&mut self) -> anyhow::Result<Option<&Event>> {
         self.fill()?;
-        let Some((ms, _, slot)) = self.heap.pop() else {
+        let Some((ms, _, slot)) = self.order.pop() else {
             return Ok(None);
         };
         if ms < self.last_out_ms {
