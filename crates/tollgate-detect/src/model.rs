@@ -207,6 +207,11 @@ struct AdminTrack {
 }
 
 impl AdminTrack {
+    /// Whether the session has ended by `now` (decayed below half an event).
+    fn ended(&self, now: i64) -> bool {
+        self.n.at(now, ADMIN_TAU_MS) < 0.5
+    }
+
     fn check(&self) -> Result<(), ShapeError> {
         self.n.check().map_err(|e| e.within("n"))?;
         check_finite("start_bits", [f64::from(self.start_bits)])?;
@@ -1736,12 +1741,12 @@ impl TenantModel {
             self.admin_typical = fold_session(self.admin_typical, old.peak);
             // only a session that had ended: one cut off while live (the
             // weakest of a full set) may be an intruder's, not yet judged
-            if old.peak > 0.0 && old.n.at(now, ADMIN_TAU_MS) < 0.5 {
+            if old.peak > 0.0 && old.ended(now) {
                 self.pairs.touch(admin_pair(old.key));
             }
         }
         let t = &mut self.admin_tracks[i];
-        if t.n.at(now, ADMIN_TAU_MS) < 0.5 {
+        if t.ended(now) {
             // the previous session ended: it joins the tenant's typical
             // size, and its principal is an admin from now on
             self.admin_typical = fold_session(self.admin_typical, t.peak);
