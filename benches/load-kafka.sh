@@ -6,7 +6,7 @@
 #   benches/load-kafka.sh [EVENTS] [PARTITIONS]     (default 2000000, 4)
 #
 # STEPS=12 runs only the steps named (default 1234; step 3 needs step 2's
-# rate); TG_PERF=FILE records step 2's `tollgate run` with `perf record -g`.
+# rate); TG_BIN=PATH runs another tollgate binary (A/B runs); TG_PERF=FILE records step 2's `tollgate run` with `perf record -g`.
 #
 # 1. ceiling: a bare rdkafka consumer reads EVENTS records and does nothing;
 # 2. throughput: `tollgate run` consumes the same topic (new group) and
@@ -29,7 +29,7 @@ eval "$(scripts/services)"
 # Two builds: with `--example` given, cargo would build no binary of `-p tollgate`.
 cargo build --release -q -p tollgate --bin tollgate
 cargo build --release -q -p tollgate-benches --example kafka_load
-TG=target/release/tollgate
+TG="${TG_BIN:-target/release/tollgate}"
 LOAD=target/release/examples/kafka_load
 work="$(mktemp -d)"
 pids=()

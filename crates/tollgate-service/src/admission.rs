@@ -63,11 +63,6 @@ impl Admission {
         }
     }
 
-    /// The same limits with no tenant tracked yet.
-    pub fn empty_like(&self) -> Self {
-        Admission::new(self.rate, self.burst, self.max_tenants)
-    }
-
     /// Tenants tracked now.
     pub fn tracked(&self) -> usize {
         self.buckets.len()

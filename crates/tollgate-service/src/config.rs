@@ -47,6 +47,10 @@ pub struct ServiceConfig {
 pub struct PipelineConfig {
     /// Worker threads that own tenant models (0 = one per core).
     pub workers: usize,
+    /// Threads that decode each Kafka input's records (0 = one per core).
+    /// The consumer only copies records to them, by partition, so a
+    /// partition's records keep their order.
+    pub decode_threads: usize,
     /// Batches each worker's queue holds before inputs wait (backpressure).
     pub queue_capacity: usize,
     /// Where tenant models are saved and loaded. Without it models live in
@@ -81,6 +85,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             workers: 0,
+            decode_threads: 0,
             queue_capacity: 1024,
             model_dir: None,
             snapshot_interval: Dur(Duration::from_secs(300)),
@@ -95,11 +100,21 @@ impl Default for PipelineConfig {
 impl PipelineConfig {
     /// Workers to start.
     pub fn worker_count(&self) -> usize {
-        if self.workers > 0 {
-            self.workers
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        }
+        or_cores(self.workers)
+    }
+
+    /// Decode threads per Kafka input.
+    pub fn decode_thread_count(&self) -> usize {
+        or_cores(self.decode_threads)
+    }
+}
+
+/// `n`, or the number of cores when `n` is 0.
+fn or_cores(n: usize) -> usize {
+    if n > 0 {
+        n
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`config`]: the configuration file, environment overrides, checks;
 //! - [`pipeline`]: [`pipeline::Router`] (an input's decode + admission +
 //!   routing), the worker threads, the alert and dead-letter writers;
+//! - [`lanes`]: a Kafka input's records decoded on several threads;
 //! - [`admission`]: per-tenant token buckets (the fairness guard);
 //! - [`file_input`]: files and stdin, plain or gzip, optionally followed;
 //! - [`metrics`], [`admin`]: the Prometheus registry and the HTTP endpoint;
@@ -25,6 +26,7 @@ pub mod admission;
 pub mod api;
 pub mod config;
 pub mod file_input;
+pub mod lanes;
 pub mod metrics;
 pub mod pipeline;
 pub mod service;

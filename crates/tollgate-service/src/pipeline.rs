@@ -10,6 +10,10 @@
 //!              └▶ dead letters          └▶ …                  ┘
 //! ```
 //!
+//! A Kafka input has several routers, one per decode lane
+//! ([`crate::lanes`]); a Kinesis input one per shard. An input's routers
+//! share its admission buckets.
+//!
 //! Queues are bounded (flume channels), so a slow stage makes `submit`
 //! wait and the wait reaches the source. Completion flows back through the
 //! record's [`Ack`]: each event and dead letter carries a clone, a worker
@@ -373,7 +377,8 @@ impl Pipeline {
     }
 
     /// A router for one input: its own decoder and admission buckets, the
-    /// shared queues.
+    /// shared queues. (Routers made from it by [`Router::fresh`] share its
+    /// buckets.)
     pub fn router(
         &self,
         input: &str,
@@ -385,11 +390,13 @@ impl Pipeline {
             input: Arc::from(input),
             dec,
             items: Vec::new(),
-            admission: Admission::new(
-                self.admission.events_per_second,
-                self.admission.burst,
-                self.admission.max_tenants,
-            ),
+            admission: (self.admission.events_per_second > 0.0).then(|| {
+                Arc::new(Mutex::new(Admission::new(
+                    self.admission.events_per_second,
+                    self.admission.burst,
+                    self.admission.max_tenants,
+                )))
+            }),
             workers: self.workers.clone(),
             batches: (0..self.workers.len())
                 .map(|_| Vec::with_capacity(BATCH_EVENTS))
@@ -548,7 +555,10 @@ pub struct Router {
     input: Arc<str>,
     dec: Decoder,
     items: Vec<Decoded>,
-    admission: Admission,
+    /// The input's token buckets, shared by all its routers (so a tenant's
+    /// limit is per input, whichever partition, shard or decode lane its
+    /// events come through); `None` when admission is off.
+    admission: Option<Arc<Mutex<Admission>>>,
     workers: Vec<flume::Sender<Vec<Work>>>,
     batches: Vec<Vec<Work>>,
     dead: flume::Sender<DeadLetter>,
@@ -570,14 +580,14 @@ pub struct Router {
 }
 
 impl Router {
-    /// Another router for the same input: same queues and decoder, its own
-    /// buffers and admission buckets.
-    fn fresh(&self) -> Router {
+    /// Another router for the same input: same queues, decoder and
+    /// admission buckets, its own buffers.
+    pub(crate) fn fresh(&self) -> Router {
         Router {
             input: self.input.clone(),
             dec: self.dec.clone(),
             items: Vec::new(),
-            admission: self.admission.empty_like(),
+            admission: self.admission.clone(),
             workers: self.workers.clone(),
             batches: (0..self.workers.len())
                 .map(|_| Vec::with_capacity(BATCH_EVENTS))
@@ -654,7 +664,12 @@ impl Router {
                 Decoded::Event(ev) => {
                     self.events.inc();
                     let w = worker_of(&ev.tenant, self.workers.len());
-                    if !self.admission.take(&ev.tenant, now) {
+                    let admitted = self.admission.as_ref().is_none_or(|a| {
+                        a.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .take(&ev.tenant, now)
+                    });
+                    if !admitted {
                         let cap = self.workers[w].capacity().unwrap_or(usize::MAX);
                         if self.workers[w].len() * 2 >= cap {
                             self.shed.inc();
@@ -766,6 +781,15 @@ impl Router {
             }
         }
         Ok(())
+    }
+
+    /// Points this router at worker queues whose receiving ends are gone
+    /// (tests of what happens when the workers are).
+    #[cfg(test)]
+    pub(crate) fn lose_workers(&mut self) {
+        let (closed, _) = flume::bounded::<Vec<Work>>(1);
+        self.workers = vec![closed];
+        self.batches = vec![Vec::new()];
     }
 
     async fn send_batches(&mut self, min: usize) -> Result<(), Closed> {
@@ -1614,16 +1638,38 @@ decode = {{ format = "apigw", tenant = {{ type = "static", tenant = "acme" }} }}
         assert_eq!(offsets.len(), N);
     }
 
+    /// A tenant's admission limit is per input: routers of one input
+    /// (Kinesis shards, Kafka decode lanes) draw on the same bucket.
+    #[test]
+    fn routers_of_one_input_share_its_admission_buckets() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (pipeline, mut a) = apigw_stdin_pipeline(dir.path(), "workers = 1");
+        a.admission = Some(Arc::new(Mutex::new(Admission::new(0.001, 2.0, 16))));
+        let mut b = a.fresh();
+        for i in 0..2 {
+            for r in [&mut a, &mut b] {
+                let line = apigw_line(i);
+                r.submit_blocking(line.as_bytes(), &RecordMeta::default(), Ack::none())
+                    .expect("submit");
+            }
+        }
+        let over = pipeline
+            .metrics
+            .admission_over_rate
+            .with_label_values(&["in"])
+            .get();
+        assert_eq!(over, 2, "four events of one tenant against a burst of two");
+        drop((a, b));
+        pipeline.finish().expect("finish");
+    }
+
     /// When the workers are gone, nothing submitted is reported done: a
     /// dropped `Ack` would let its offset be committed unscored.
     #[test]
     fn records_are_not_acknowledged_when_the_workers_are_gone() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (pipeline, mut router) = apigw_stdin_pipeline(dir.path(), "workers = 1");
-        // The worker's queue, closed: its receiving end is gone.
-        let (closed, _) = flume::bounded::<Vec<Work>>(1);
-        router.workers = vec![closed];
-        router.batches = vec![Vec::new()];
+        router.lose_workers();
         let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut result = Ok(());
         // Enough records to fill a batch (the send that fails), and one

@@ -21,6 +21,7 @@ use crate::admin::{self, Readiness};
 use crate::api::AuditLog;
 use crate::config::{ServiceConfig, SourceKind};
 use crate::file_input;
+use crate::lanes::DecodeLanes;
 use crate::metrics::Metrics;
 use crate::pipeline::{AlertObserver, PartitionTenants, Pipeline, WorkerReport};
 
@@ -139,7 +140,10 @@ pub async fn run(
                     .build(hook)
                     .with_context(|| format!("input {name:?}"))?;
                 monitors.push((name.clone(), kin.monitor()));
-                let mut router = pipeline.router(&name, dec, Some(tracker));
+                let proto = pipeline.router(&name, dec, Some(tracker));
+                let mut router =
+                    DecodeLanes::start(&name, cfg.service.decode_thread_count(), || proto.fresh())?;
+                drop(proto);
                 let mut rx = stop_rx.clone();
                 let monitor = kin.monitor();
                 tasks.push(tokio::spawn(async move {
