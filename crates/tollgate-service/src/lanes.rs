@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use tollgate_events::{Ack, Closed, RecordMeta, RecordSink};
 
+use crate::metrics::Metrics;
 use crate::pipeline::Router;
 
 /// Records a lane batch holds before it is sent (one channel operation and
@@ -44,9 +45,8 @@ pub struct DecodeLanes {
 
 struct Lane {
     tx: flume::Sender<RawBatch>,
-    /// Emptied batches coming back from the lane, for reuse: copying into a
-    /// buffer that is already allocated and cached cost half as much as
-    /// growing a fresh one (`perf`).
+    /// Emptied batches coming back from the lane, for reuse (a buffer
+    /// already allocated, and likely still cached).
     free: flume::Receiver<RawBatch>,
     pending: RawBatch,
 }
@@ -121,6 +121,7 @@ impl DecodeLanes {
     pub fn start(
         input: &str,
         n: usize,
+        metrics: &Metrics,
         mut router: impl FnMut() -> Router,
     ) -> std::io::Result<DecodeLanes> {
         let closed = Arc::new(AtomicBool::new(false));
@@ -130,9 +131,12 @@ impl DecodeLanes {
             let (free_tx, free) = flume::bounded::<RawBatch>(LANE_QUEUE + 1);
             let router = router();
             let closed = closed.clone();
+            let depth = metrics
+                .lane_depth
+                .with_label_values(&[input, &i.to_string()]);
             std::thread::Builder::new()
                 .name(format!("tollgate-dec-{i}"))
-                .spawn(move || run_lane(&rx, &free_tx, router, &closed))
+                .spawn(move || run_lane(&rx, &free_tx, router, &depth, &closed))
                 .map_err(|e| std::io::Error::other(format!("input {input:?}: decode lane: {e}")))?;
             lanes.push(Lane {
                 tx,
@@ -221,6 +225,7 @@ fn run_lane(
     rx: &flume::Receiver<RawBatch>,
     free: &flume::Sender<RawBatch>,
     mut router: Router,
+    depth: &prometheus::IntGauge,
     closed: &AtomicBool,
 ) {
     loop {
@@ -238,6 +243,7 @@ fn run_lane(
             }
             Err(flume::TryRecvError::Disconnected) => return,
         };
+        depth.set(rx.len() as i64);
         match route(&mut router, batch) {
             // (A full return queue means enough spares: this one is dropped.)
             Ok(empty) => _ = free.try_send(empty),
@@ -296,7 +302,6 @@ fn route(router: &mut Router, mut batch: RawBatch) -> Result<RawBatch, Closed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
     use crate::pipeline::Pipeline;
     use crate::ServiceConfig;
     use std::collections::{BTreeMap, HashMap};
@@ -364,7 +369,8 @@ decode = {{ format = "apigw", tenant = {{ type = "first_of", rules = [{{ type = 
         let log = dir.path().join("scored.ndjson");
         let service = format!("workers = 2\nscored_log = {:?}", log.display().to_string());
         let (pipeline, proto) = pipeline(dir.path(), &service);
-        let mut lanes = DecodeLanes::start("in", 3, || proto.fresh()).expect("lanes");
+        let mut lanes =
+            DecodeLanes::start("in", 3, &pipeline.metrics, || proto.fresh()).expect("lanes");
         drop(proto);
         let (tx, rx) = std::sync::mpsc::channel();
         const N: usize = 1000;
@@ -395,7 +401,14 @@ decode = {{ format = "apigw", tenant = {{ type = "first_of", rules = [{{ type = 
             lanes.flush().await.expect("flush");
         });
         drop((lanes, tx));
+        let metrics = pipeline.metrics.clone();
         pipeline.finish().expect("finish");
+        let text = metrics.render();
+        for lane in 0..3 {
+            let series =
+                format!(r#"tollgate_decode_lane_queue_batches{{input="in",lane="{lane}"}}"#);
+            assert!(text.contains(&series), "{series} exported");
+        }
         let mut acked: Vec<(usize, bool)> = rx.iter().collect();
         acked.sort_unstable();
         assert_eq!(acked.len(), N, "every record acknowledged once");
@@ -438,7 +451,8 @@ decode = {{ format = "apigw", tenant = {{ type = "first_of", rules = [{{ type = 
         let dir = tempfile::tempdir().expect("temp dir");
         let (pipeline, mut proto) = pipeline(dir.path(), "workers = 1");
         proto.lose_workers();
-        let mut lanes = DecodeLanes::start("in", 1, || proto.fresh()).expect("lanes");
+        let mut lanes =
+            DecodeLanes::start("in", 1, &pipeline.metrics, || proto.fresh()).expect("lanes");
         drop(proto);
         let acked = Arc::new(AtomicUsize::new(0));
         let closed_after = block_on(async {

@@ -52,6 +52,7 @@ pub struct Metrics {
     pub latency: Histogram,
     /// Event batches waiting per worker.
     pub queue_depth: IntGaugeVec,
+    pub lane_depth: IntGaugeVec,
     pub tenants_resident: IntGauge,
     pub tenants_created: IntGauge,
     pub tenants_loaded: IntGauge,
@@ -366,6 +367,12 @@ impl Metrics {
                 "tollgate_worker_queue_batches",
                 "Event batches waiting in each worker's queue.",
                 &["worker"],
+            ),
+            lane_depth: gauge_vec(
+                r,
+                "tollgate_decode_lane_queue_batches",
+                "Record batches waiting in each decode lane's queue (Kafka inputs).",
+                &["input", "lane"],
             ),
             tenants_resident: gauge(
                 r,

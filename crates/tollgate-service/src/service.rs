@@ -142,7 +142,9 @@ pub async fn run(
                 monitors.push((name.clone(), kin.monitor()));
                 let proto = pipeline.router(&name, dec, Some(tracker));
                 let mut router =
-                    DecodeLanes::start(&name, cfg.service.decode_thread_count(), || proto.fresh())?;
+                    DecodeLanes::start(&name, cfg.service.decode_thread_count(), &metrics, || {
+                        proto.fresh()
+                    })?;
                 drop(proto);
                 let mut rx = stop_rx.clone();
                 let monitor = kin.monitor();
