@@ -6,7 +6,7 @@
 #   benches/load-kafka.sh [EVENTS] [PARTITIONS]     (default 2000000, 4)
 #
 # STEPS=12 runs only the steps named (default 1234; step 3 needs step 2's
-# rate); TG_BIN=PATH runs another tollgate binary (A/B runs); TG_PERF=FILE records step 2's `tollgate run` with `perf record -g`.
+# rate, or PACE=EVENTS_PER_S to pace at that rate instead of half of it); TG_BIN=PATH runs another tollgate binary (A/B runs); TG_PERF=FILE records step 2's `tollgate run` with `perf record -g`.
 #
 # 1. ceiling: a bare rdkafka consumer reads EVENTS records and does nothing;
 # 2. throughput: `tollgate run` consumes the same topic (new group) and
@@ -142,7 +142,7 @@ fi
 
 if step 3; then
   echo "== 3. latency at half of Tollgate's rate"
-  half=$((${rate:?step 3 needs step 2} / 2))
+  half=${PACE:-$((${rate:?step 3 needs step 2 or PACE} / 2))}
   lat_events=$((half * 30))
   start_broker
   topic latency
