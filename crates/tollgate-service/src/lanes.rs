@@ -302,43 +302,17 @@ fn route(router: &mut Router, mut batch: RawBatch) -> Result<RawBatch, Closed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::tests::{apigw_line, apigw_pipeline};
     use crate::pipeline::Pipeline;
-    use crate::ServiceConfig;
     use std::collections::{BTreeMap, HashMap};
     use std::sync::atomic::AtomicUsize;
-    use tollgate_events::Decoder;
 
-    /// A pipeline with one input of API Gateway records whose tenant is the
-    /// `t` header or else the key; the input's prototype router.
+    /// A pipeline whose tenant is a record's `t` header, or else its key.
     fn pipeline(dir: &std::path::Path, service: &str) -> (Pipeline, Router) {
-        let text = format!(
-            r#"
-[service]
-{service}
-[alerts]
-path = {alerts:?}
-[dead_letter]
-path = {dead:?}
-[[inputs]]
-name = "in"
-source = "stdin"
-decode = {{ format = "apigw", tenant = {{ type = "first_of", rules = [{{ type = "kafka_header", name = "t" }}, {{ type = "kafka_key" }}] }} }}
-"#,
-            alerts = dir.join("alerts.ndjson").display().to_string(),
-            dead = dir.join("dead.ndjson").display().to_string(),
-        );
-        let cfg = ServiceConfig::parse(&text, "test", Vec::new()).expect("valid config");
-        let detect = cfg.detect.clone().check().expect("detect config");
-        let pipeline = Pipeline::start(&cfg, detect, Metrics::new(), None).expect("pipeline");
-        let dec = Decoder::new(&cfg.inputs[0].decode).expect("decoder");
-        let router = pipeline.router("in", dec, None);
-        (pipeline, router)
-    }
-
-    fn apigw_line(i: usize) -> String {
-        format!(
-            r#"{{"requestId":"r{i}","ip":"198.51.100.7","requestTimeEpoch":"{}","httpMethod":"GET","resourcePath":"/pets","status":"200"}}"#,
-            1_686_411_388_000u64 + i as u64 * 1000
+        apigw_pipeline(
+            dir,
+            service,
+            r#"{ type = "first_of", rules = [{ type = "kafka_header", name = "t" }, { type = "kafka_key" }] }"#,
         )
     }
 

@@ -1514,7 +1514,7 @@ pub fn dead_letter_json(d: &DeadLetter) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tollgate_events::RecordMeta;
 
@@ -1547,10 +1547,15 @@ mod tests {
         assert!(lanes.lanes.is_empty());
     }
 
-    /// A pipeline with one stdin input of API Gateway records (tenant
-    /// `acme`), alerts and dead letters under `dir`, and `service` as its
-    /// `[service]` table's lines; and that input's router.
-    fn apigw_stdin_pipeline(dir: &std::path::Path, service: &str) -> (Pipeline, Router) {
+    /// A pipeline with one stdin input `in` of API Gateway records whose
+    /// tenant is given by `tenant` (a TOML inline table), alerts and dead
+    /// letters under `dir`, and `service` as its `[service]` table's lines;
+    /// and that input's router.
+    pub(crate) fn apigw_pipeline(
+        dir: &std::path::Path,
+        service: &str,
+        tenant: &str,
+    ) -> (Pipeline, Router) {
         let text = format!(
             r#"
 [service]
@@ -1562,7 +1567,7 @@ path = {dead:?}
 [[inputs]]
 name = "in"
 source = "stdin"
-decode = {{ format = "apigw", tenant = {{ type = "static", tenant = "acme" }} }}
+decode = {{ format = "apigw", tenant = {tenant} }}
 "#,
             alerts = dir.join("alerts.ndjson").display().to_string(),
             dead = dir.join("dead.ndjson").display().to_string(),
@@ -1575,8 +1580,13 @@ decode = {{ format = "apigw", tenant = {{ type = "static", tenant = "acme" }} }}
         (pipeline, router)
     }
 
+    /// [`apigw_pipeline`] with every record's tenant `acme`.
+    fn apigw_stdin_pipeline(dir: &std::path::Path, service: &str) -> (Pipeline, Router) {
+        apigw_pipeline(dir, service, r#"{ type = "static", tenant = "acme" }"#)
+    }
+
     /// The `i`-th of a run of API Gateway records a second apart.
-    fn apigw_line(i: usize) -> String {
+    pub(crate) fn apigw_line(i: usize) -> String {
         format!(
             r#"{{"requestId":"r{i}","ip":"198.51.100.7","requestTimeEpoch":"{}","httpMethod":"GET","resourcePath":"/pets","status":"200"}}"#,
             1_686_411_388_000u64 + i as u64 * 1000
