@@ -10,8 +10,9 @@
 //! batch for its lane and moves on; each lane is a thread with its own
 //! [`Router`] that decodes, admits and routes to the workers as before.
 //!
-//! A record's lane is fixed by its topic and partition, so a partition's
-//! records reach the workers in the order they were read. The `Ack` travels
+//! A partition is given a lane when its first record arrives (lanes in
+//! turn) and keeps it, so a partition's records reach the workers in the
+//! order they were read. The `Ack` travels
 //! with the copy: a record is done when its events are, as on any path.
 //! If the workers are gone, a lane keeps every `Ack` it holds or is sent
 //! (`mem::forget`) rather than dropping it, so nothing it could not score
@@ -39,8 +40,31 @@ const LANE_QUEUE: usize = 16;
 /// A [`RecordSink`] that decodes on `n` threads; see the module docs.
 pub struct DecodeLanes {
     lanes: Vec<Lane>,
+    assigned: Assigned,
     /// Set by a lane whose router found the pipeline closed.
     closed: Arc<AtomicBool>,
+}
+
+/// Which lane each partition goes to: partitions are given lanes in turn
+/// as they first appear, and keep theirs. (`hash mod lanes` would leave a
+/// lane idle whenever two of few partitions collide: two partitions on
+/// two lanes share one half the time.)
+#[derive(Default)]
+struct Assigned {
+    /// By a hash of (topic, partition); a 64-bit collision would only make
+    /// two partitions share a lane, which keeps each one's order.
+    lanes: std::collections::HashMap<u64, usize>,
+    next: usize,
+}
+
+impl Assigned {
+    fn lane(&mut self, topic: Option<&str>, partition: Option<&str>, n: usize) -> usize {
+        let key = tollgate_detect::hash::StableBuild.hash_one((topic, partition));
+        *self.lanes.entry(key).or_insert_with(|| {
+            self.next += 1;
+            (self.next - 1) % n
+        })
+    }
 }
 
 struct Lane {
@@ -144,12 +168,11 @@ impl DecodeLanes {
                 pending: RawBatch::new(),
             });
         }
-        Ok(DecodeLanes { lanes, closed })
-    }
-
-    fn lane_of(&self, meta: &RecordMeta<'_>) -> usize {
-        let h = tollgate_detect::hash::StableBuild.hash_one((meta.topic, meta.partition));
-        (h % self.lanes.len() as u64) as usize
+        Ok(DecodeLanes {
+            lanes,
+            assigned: Assigned::default(),
+            closed,
+        })
     }
 
     async fn send(&mut self, lane: usize) -> Result<(), Closed> {
@@ -176,7 +199,9 @@ impl RecordSink for DecodeLanes {
             std::mem::forget(ack);
             Err(Closed)
         } else {
-            let lane = self.lane_of(meta);
+            let lane = self
+                .assigned
+                .lane(meta.topic, meta.partition, self.lanes.len());
             Ok(self.lanes[lane]
                 .pending
                 .push(payload, meta, ack)
@@ -416,6 +441,25 @@ mod tests {
         }
         assert_eq!(tenants.values().sum::<usize>(), N, "each event scored once");
         assert_eq!(tenants.len(), 7, "{tenants:?}");
+    }
+
+    /// Partitions get lanes in turn and keep them.
+    #[test]
+    fn partitions_take_lanes_in_turn_and_keep_them() {
+        let mut a = Assigned::default();
+        let first: Vec<usize> = ["0", "1", "2", "3", "4"]
+            .iter()
+            .map(|p| a.lane(Some("t"), Some(p), 4))
+            .collect();
+        assert_eq!(first, [0, 1, 2, 3, 0]);
+        assert_eq!(
+            a.lane(Some("u"), Some("0"), 4),
+            1,
+            "another topic's partition 0"
+        );
+        for (p, lane) in ["3", "0", "4"].iter().zip([3, 0, 0]) {
+            assert_eq!(a.lane(Some("t"), Some(p), 4), lane, "partition {p} kept");
+        }
     }
 
     /// When the workers are gone, the lanes report it and release nothing:
