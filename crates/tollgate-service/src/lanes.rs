@@ -1,22 +1,22 @@
 //! Decode lanes: one Kafka input's records decoded on several threads.
 //!
 //! librdkafka hands a consumer's records over in one queue, read by one
-//! task. Decoding there made that task the service's one serial stage: 3.9
-//! µs of its CPU per event against 1.4 µs on each of two workers (`perf`
-//! per thread over `benches/load-kafka.sh`'s 1 M events), so no number of
-//! cores could take an instance past what that one thread decodes. Now it
-//! takes 1.4 µs per event, and the consumer task only copies
-//! each record (payload, key, topic, partition, offset, headers) into a
-//! batch for its lane and moves on; each lane is a thread with its own
+//! task. Decoding there made that task the service's one serial stage:
+//! 3.9 µs of its CPU per event against 1.4 µs on each of two workers
+//! (`perf` per thread over `benches/load-kafka.sh`'s 1 M events), so no
+//! number of cores could take an instance past what that one thread
+//! decodes. Now the consumer task only copies each record (payload, key,
+//! topic, partition, offset, headers) into a batch for its lane and moves
+//! on — 1.4 µs per event —, and each lane is a thread with its own
 //! [`Router`] that decodes, admits and routes to the workers as before.
 //!
 //! A partition is given a lane when its first record arrives (lanes in
 //! turn) and keeps it, so a partition's records reach the workers in the
-//! order they were read. The `Ack` travels
-//! with the copy: a record is done when its events are, as on any path.
-//! If the workers are gone, a lane keeps every `Ack` it holds or is sent
-//! (`mem::forget`) rather than dropping it, so nothing it could not score
-//! is reported done, and the sink reports [`Closed`].
+//! order they were read. The `Ack` travels with the copy: a record is done
+//! when its events are, as on any path. If the workers are gone, a lane
+//! keeps every `Ack` it holds or is sent (`mem::forget`) rather than
+//! dropping it, so nothing it could not score is reported done, and the
+//! sink reports [`Closed`].
 
 use std::hash::BuildHasher;
 use std::ops::Range;
