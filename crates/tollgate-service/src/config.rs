@@ -58,7 +58,7 @@ pub struct PipelineConfig {
     /// Batches (of up to 128 events, ≈ 84 KiB) each worker's queue holds
     /// before inputs wait (backpressure). The queues are most of the
     /// service's memory besides the models when scoring is the bottleneck:
-    /// with 10,000 tenants, 256 kept the resident set at 745 MiB where
+    /// with 10,000 tenants, 256 kept the resident set at 744–747 MiB where
     /// 1,024 took 965 MiB, at the same throughput
     /// (`benches/load-kafka.sh`, steps 2 and 4).
     pub queue_capacity: usize,
@@ -109,26 +109,24 @@ impl Default for PipelineConfig {
 impl PipelineConfig {
     /// Workers to start.
     pub fn worker_count(&self) -> usize {
-        or_cores(self.workers)
+        match self.workers {
+            0 => cores(),
+            n => n,
+        }
     }
 
     /// Decode threads per Kafka input.
     pub fn decode_thread_count(&self) -> usize {
-        if self.decode_threads > 0 {
-            self.decode_threads
-        } else {
-            (or_cores(0) / 2).max(1)
+        match self.decode_threads {
+            0 => (cores() / 2).max(1),
+            n => n,
         }
     }
 }
 
-/// `n`, or the number of cores when `n` is 0.
-fn or_cores(n: usize) -> usize {
-    if n > 0 {
-        n
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
+/// The cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Per-tenant admission: the fairness guard. A tenant above its rate is
