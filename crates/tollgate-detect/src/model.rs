@@ -1339,26 +1339,39 @@ impl TenantModel {
         x[0] = f.ln_bytes_in;
         x[1] = f.ln_bytes_out;
         x[2] = f.ln_latency;
+        let mut principal = None;
         if f.principal != 0 {
             let (st, _) = self.principals.get(f.principal, now);
             st.rate += 1.0;
             st.errors += f32::from(u8::from(f.error));
             st.new_dests += f32::from(u8::from(new_dest));
-            st.nets += u16::from(new_net);
-            st.uas += u16::from(new_ua);
+            st.nets = st.nets.saturating_add(u8::from(new_net));
+            st.uas = st.uas.saturating_add(u8::from(new_ua));
             // ln(1 + x) as in `features::featurize_with` (logf, not log1pf)
             x[3] = (st.rate + 1.0).ln();
             // shrunk towards 0 by four pseudo-successes, so one error in a
             // quiet window is not a jump from 0 to 1
             x[4] = st.errors / (st.rate + 4.0);
             x[5] = (st.new_dests + 1.0).ln();
+            principal = Some(st);
         }
 
-        // --- numeric
+        // --- numeric: the excess over the tenant's usual, less what is
+        // usual for this principal (a tenant's busiest users sit in the
+        // tail of its mixture at their busiest hours, every day; a stolen
+        // account's exfiltration is still far above its owner's usual).
+        // Learned after scoring: an event does not excuse itself.
         let sm = &mut self.sources[si];
         sm.numeric.impute(&mut x);
-        let (num_raw, k) = sm.numeric.score(&x);
-        raw[Detector::Numeric.index()] = num_raw;
+        let (excess, k) = sm.numeric.score(&x);
+        raw[Detector::Numeric.index()] = match principal {
+            Some(st) => {
+                let r = (excess - st.usual_surprise()).max(0.0);
+                st.learn_surprise(excess);
+                r
+            }
+            None => excess,
+        };
         facts.numeric_k = k;
         facts.x = x;
 
@@ -2068,10 +2081,10 @@ impl TenantModel {
                 let ua = ua.unwrap_or_default();
                 let nets = st
                     .map_or(0, |s| s.nets)
-                    .saturating_sub(u16::from(x.net_count == 0));
+                    .saturating_sub(u8::from(x.net_count == 0));
                 let uas = st
                     .map_or(0, |s| s.uas)
-                    .saturating_sub(u16::from(x.ua_count == 0));
+                    .saturating_sub(u8::from(x.ua_count == 0));
                 ex.push(Contribution {
                     feature: "client_network".into(),
                     value: net.clone(),
@@ -2429,6 +2442,71 @@ mod tests {
         // P(N >= 1 | 1.5) = 1 - e^-1.5
         assert!((b[0] + (1.0 - (-1.5f64).exp()).log2()).abs() < 1e-9);
         assert_eq!(b[18], 16.0, "capped");
+    }
+
+    #[test]
+    fn a_principal_that_is_always_unusual_is_measured_against_its_own_usual() {
+        let cfg = DetectConfig::default().check().unwrap();
+        let t0 = 1_772_409_600_000i64;
+        let mut m = TenantModel::new(TenantId::new("acme").unwrap(), &cfg);
+        let mut cache = FeatureCache::new();
+        let mut out = Vec::new();
+        let mut call = |m: &mut TenantModel, i: i64, who: &str, bytes: u64, ms: f64| {
+            let mut ev = Event::new(m.tenant.clone(), Source::Apigw, ms_to_utc(t0 + i * 1_000));
+            ev.principal = Some(who.into());
+            ev.method = Some("GET".into());
+            ev.route = Some("/items".into());
+            ev.status = Some(200);
+            ev.bytes_out = Some(bytes + (i as u64 % 7) * 40);
+            ev.latency_ms = Some(ms + (i % 5) as f64);
+            m.process(&ev, &cfg, &mut cache, &mut out).per_detector[Detector::Numeric.index()].raw
+        };
+        // 40 users with ~1 KB answers in ~50 ms; one of them ("odd"), one
+        // event in 50, asks for ~5 MB answers that take ~20 s
+        for i in 0..20_000 {
+            match i % 50 {
+                0 => call(&mut m, i, "odd", 5_000_000, 20_000.0),
+                _ => call(&mut m, i, &format!("user{}", i % 40), 1_000, 50.0),
+            };
+        }
+        let usual = {
+            let key = crate::hash::hash_lower(crate::features::seed::PRINCIPAL, b"odd");
+            m.principals.peek(key).expect("tracked").usual_surprise()
+        };
+        assert!(
+            usual > 5.0,
+            "odd's events keep surprising the mixture: {usual}"
+        );
+        // the same request by odd and by a principal never seen before
+        let odd = call(&mut m, 20_000, "odd", 5_000_000, 20_000.0);
+        let fresh = call(&mut m, 20_050, "fresh", 5_000_000, 20_000.0);
+        assert!(fresh >= cfg.config().floors.numeric, "fresh: {fresh}");
+        assert!(
+            odd < fresh - 5.0,
+            "odd {odd} vs fresh {fresh} (usual {usual})"
+        );
+        // an unusual request by an ordinary user is scored in full
+        let user = call(&mut m, 20_100, "user3", 5_000_000, 20_000.0);
+        assert!(user > fresh - 1.0, "user3 {user} vs fresh {fresh}");
+    }
+
+    /// A format-8 snapshot (`tests/fixtures/hooli-000.v8.tgdm`, written by
+    /// `tollgate replay --model-dir` of commit 7286d1c) keeps its
+    /// principals' windows and counts; their usual surprise starts at zero.
+    #[test]
+    fn format_8_principals_keep_their_windows_and_start_with_no_usual_surprise() {
+        let bytes = include_bytes!("../tests/fixtures/hooli-000.v8.tgdm");
+        let m = crate::snapshot::decode(bytes, &TenantId::new("hooli-000").unwrap()).unwrap();
+        let live: Vec<_> = m
+            .principals
+            .states()
+            .iter()
+            .filter(|s| s.key != 0)
+            .collect();
+        assert!(live.len() > 50, "{}", live.len());
+        assert!(live.iter().all(|s| s.surprise == 0));
+        assert!(live.iter().any(|s| s.nets > 0) && live.iter().any(|s| s.uas > 0));
+        assert!(live.iter().any(|s| s.rate > 0.0 && s.new_dests > 0.0));
     }
 
     #[test]

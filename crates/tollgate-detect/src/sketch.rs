@@ -732,7 +732,7 @@ fn truncate(s: &str) -> compact_str::CompactString {
 /// Sliding-window state of one principal: 24 bytes (a 32-bit fingerprint
 /// of the principal and a 32-bit millisecond offset of its last event
 /// instead of the full key and time, which took 32).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct PrincipalState {
     /// Fingerprint of the principal key (never 0; 0 = empty slot).
     pub key: u32,
@@ -744,9 +744,107 @@ pub struct PrincipalState {
     pub errors: f32,
     /// Destinations not visited in the previous hour (tau = 1 h).
     pub new_dests: f32,
-    /// Networks and user agents first seen for this principal.
-    pub nets: u16,
-    pub uas: u16,
+    /// Networks and user agents first seen for this principal (saturating:
+    /// they only word explanations).
+    pub nets: u8,
+    pub uas: u8,
+    /// The principal's usual numeric surprise, in 1/64 nats: a moving
+    /// average over its events (1/16 each) of the numeric detector's
+    /// excess before this discount. See [`PrincipalState::usual_surprise`].
+    pub surprise: u16,
+}
+
+/// Weight of one event in [`PrincipalState::surprise`].
+pub const SURPRISE_EVENTS: f64 = 16.0;
+const SURPRISE_UNIT: f64 = 64.0;
+
+impl PrincipalState {
+    /// The principal's usual numeric surprise, in nats.
+    #[inline]
+    pub fn usual_surprise(&self) -> f64 {
+        f64::from(self.surprise) / SURPRISE_UNIT
+    }
+
+    /// Moves the usual surprise 1/16 of the way towards `excess` (nats,
+    /// ≥ 0; saturating at 1,023 nats).
+    #[inline]
+    pub fn learn_surprise(&mut self, excess: f64) {
+        let u = self.usual_surprise();
+        let v = (u + (excess - u) / SURPRISE_EVENTS) * SURPRISE_UNIT;
+        self.surprise = v.round().clamp(0.0, f64::from(u16::MAX)) as u16;
+    }
+}
+
+thread_local! {
+    /// Set while a format-8 (or older) snapshot decodes: its principal
+    /// states have 16-bit network and user-agent counts and no surprise.
+    static FORMAT_8_PRINCIPALS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Decodes principal states in the shape of format 8 while `f` runs.
+pub(crate) fn with_format_8_principals<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            FORMAT_8_PRINCIPALS.with(|c| c.set(false));
+        }
+    }
+    FORMAT_8_PRINCIPALS.with(|c| c.set(true));
+    let _reset = Reset;
+    f()
+}
+
+impl<'de> Deserialize<'de> for PrincipalState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename = "PrincipalState")]
+        struct Current {
+            key: u32,
+            last: u32,
+            rate: f32,
+            errors: f32,
+            new_dests: f32,
+            nets: u8,
+            uas: u8,
+            surprise: u16,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename = "PrincipalState")]
+        struct Format8 {
+            key: u32,
+            last: u32,
+            rate: f32,
+            errors: f32,
+            new_dests: f32,
+            nets: u16,
+            uas: u16,
+        }
+        if FORMAT_8_PRINCIPALS.with(|c| c.get()) {
+            let o = Format8::deserialize(d)?;
+            Ok(PrincipalState {
+                key: o.key,
+                last: o.last,
+                rate: o.rate,
+                errors: o.errors,
+                new_dests: o.new_dests,
+                nets: o.nets.min(255) as u8,
+                uas: o.uas.min(255) as u8,
+                surprise: 0,
+            })
+        } else {
+            let c = Current::deserialize(d)?;
+            Ok(PrincipalState {
+                key: c.key,
+                last: c.last,
+                rate: c.rate,
+                errors: c.errors,
+                new_dests: c.new_dests,
+                nets: c.nets,
+                uas: c.uas,
+                surprise: c.surprise,
+            })
+        }
+    }
 }
 
 /// Window lengths of [`PrincipalState`].
@@ -831,6 +929,11 @@ impl PrincipalTable {
             rel -= shift;
         }
         rel.max(0) as u32
+    }
+
+    #[cfg(test)]
+    pub(crate) fn states(&self) -> &[PrincipalState] {
+        &self.slots
     }
 
     /// The state of `key`, if tracked.

@@ -29,8 +29,10 @@ pub const MAGIC: [u8; 4] = *b"TGDM";
 /// hashing in [`crate::hash`]. Formats 6 and 7 are read too: 7 only
 /// appended the access detector's takeover sessions, which a format-6 model
 /// starts without, and 8 the counts of how large the tenant's takeover
-/// sessions grew, which an older model starts at zero.
-pub const VERSION: u16 = 8;
+/// sessions grew, which an older model starts at zero. Format 9 gave each
+/// principal its usual numeric surprise (in the 16 bits its network and
+/// user-agent counts gave up): older principals start at zero, as new ones.
+pub const VERSION: u16 = 9;
 const HEADER: usize = 4 + 2 + 2 + 8 + 32;
 
 /// Why a snapshot was rejected.
@@ -220,8 +222,12 @@ pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotEr
         }
         _ => payload,
     };
-    let mut m: TenantModel =
-        postcard::from_bytes(payload).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+    let parse = || postcard::from_bytes::<TenantModel>(payload);
+    let mut m = match version {
+        ..=8 => crate::sketch::with_format_8_principals(parse),
+        _ => parse(),
+    }
+    .map_err(|e| SnapshotError::Decode(e.to_string()))?;
     if version == 6 {
         m.fit_takeover_cap();
     }
