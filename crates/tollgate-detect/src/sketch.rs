@@ -770,8 +770,9 @@ impl PrincipalState {
     #[inline]
     pub fn learn_surprise(&mut self, excess: f64) {
         let u = self.usual_surprise();
-        let v = (u + (excess - u) / SURPRISE_EVENTS) * SURPRISE_UNIT;
-        self.surprise = v.round().clamp(0.0, f64::from(u16::MAX)) as u16;
+        let v = (u + (excess - u) * (1.0 / SURPRISE_EVENTS)) * SURPRISE_UNIT;
+        // rounded; the cast saturates (and takes NaN to 0)
+        self.surprise = (v + 0.5) as u16;
     }
 }
 
