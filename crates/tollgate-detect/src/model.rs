@@ -590,6 +590,8 @@ struct Facts {
     /// The principal has had an earlier admin session.
     admin_before: bool,
     numeric_k: usize,
+    /// The principal's usual numeric surprise, subtracted from the score.
+    numeric_usual: f64,
     x: [f32; D],
 }
 
@@ -1366,7 +1368,8 @@ impl TenantModel {
         let (excess, k) = sm.numeric.score(&x);
         raw[Detector::Numeric.index()] = match principal {
             Some(st) => {
-                let r = (excess - st.usual_surprise()).max(0.0);
+                facts.numeric_usual = st.usual_surprise();
+                let r = (excess - facts.numeric_usual).max(0.0);
                 st.learn_surprise(excess);
                 r
             }
@@ -2219,7 +2222,11 @@ impl TenantModel {
                 } else {
                     "tenant".to_string()
                 };
-                (who.clone(), format!("unusual combination of {} for {who} ({:.1} nats above the tenant's 90th percentile)", names.join(", "), raw))
+                let usual = match x.numeric_usual {
+                    u if u >= 0.05 => format!(", {u:.1} of them usual for {who}"),
+                    _ => String::new(),
+                };
+                (who.clone(), format!("unusual combination of {} for {who} ({:.1} nats above the tenant's 90th percentile{usual})", names.join(", "), raw + x.numeric_usual))
             }
             Detector::Burst => {
                 let what = if x.burst_kind == 1 { "401/403" } else { "404" };
