@@ -732,7 +732,7 @@ fn truncate(s: &str) -> compact_str::CompactString {
 /// Sliding-window state of one principal: 24 bytes (a 32-bit fingerprint
 /// of the principal and a 32-bit millisecond offset of its last event
 /// instead of the full key and time, which took 32).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PrincipalState {
     /// Fingerprint of the principal key (never 0; 0 = empty slot).
     pub key: u32,
@@ -795,57 +795,38 @@ pub(crate) fn with_format_8_principals<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-impl<'de> Deserialize<'de> for PrincipalState {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(rename = "PrincipalState")]
-        struct Current {
-            key: u32,
-            last: u32,
-            rate: f32,
-            errors: f32,
-            new_dests: f32,
-            nets: u8,
-            uas: u8,
-            surprise: u16,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename = "PrincipalState")]
-        struct Format8 {
-            key: u32,
-            last: u32,
-            rate: f32,
-            errors: f32,
-            new_dests: f32,
-            nets: u16,
-            uas: u16,
-        }
-        if FORMAT_8_PRINCIPALS.with(|c| c.get()) {
-            let o = Format8::deserialize(d)?;
-            Ok(PrincipalState {
-                key: o.key,
-                last: o.last,
-                rate: o.rate,
-                errors: o.errors,
-                new_dests: o.new_dests,
-                nets: o.nets.min(255) as u8,
-                uas: o.uas.min(255) as u8,
-                surprise: 0,
-            })
-        } else {
-            let c = Current::deserialize(d)?;
-            Ok(PrincipalState {
-                key: c.key,
-                last: c.last,
-                rate: c.rate,
-                errors: c.errors,
-                new_dests: c.new_dests,
-                nets: c.nets,
-                uas: c.uas,
-                surprise: c.surprise,
-            })
-        }
+/// [`PrincipalTable::slots`] as a snapshot holds them: in format 8 and
+/// before, with 16-bit network and user-agent counts and no surprise.
+fn principal_slots<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<PrincipalState>, D::Error> {
+    #[derive(Deserialize)]
+    struct Format8 {
+        key: u32,
+        last: u32,
+        rate: f32,
+        errors: f32,
+        new_dests: f32,
+        nets: u16,
+        uas: u16,
     }
+    if !FORMAT_8_PRINCIPALS.with(|c| c.get()) {
+        return Vec::<PrincipalState>::deserialize(d);
+    }
+    let old = Vec::<Format8>::deserialize(d)?;
+    Ok(old
+        .into_iter()
+        .map(|o| PrincipalState {
+            key: o.key,
+            last: o.last,
+            rate: o.rate,
+            errors: o.errors,
+            new_dests: o.new_dests,
+            nets: o.nets.min(255) as u8,
+            uas: o.uas.min(255) as u8,
+            surprise: 0,
+        })
+        .collect())
 }
 
 /// Window lengths of [`PrincipalState`].
@@ -856,6 +837,7 @@ pub const DEST_TAU_MS: f32 = 3_600_000.0;
 /// least recently seen principal of a full bucket (counted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrincipalTable {
+    #[serde(deserialize_with = "principal_slots")]
     slots: Vec<PrincipalState>,
     /// Event time (ms) that the slots' `last` offsets count from; moved
     /// forward (and the offsets with it) before they could overflow.

@@ -52,8 +52,10 @@ pub struct DecodeLanes {
 #[derive(Default)]
 struct Assigned {
     /// By a hash of (topic, partition); a 64-bit collision would only make
-    /// two partitions share a lane, which keeps each one's order.
-    lanes: std::collections::HashMap<u64, usize>,
+    /// two partitions share a lane, which keeps each one's order. (The
+    /// engine's hasher: the key is a hash already, SipHash was a second
+    /// full hash per record.)
+    lanes: std::collections::HashMap<u64, usize, tollgate_detect::hash::StableBuild>,
     next: usize,
 }
 
