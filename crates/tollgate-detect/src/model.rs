@@ -220,26 +220,36 @@ impl AdminTrack {
 }
 
 /// A session of a principal that was not established (too few events to
-/// be counted among the tenant's most active) from a network and a user
-/// agent both new for it: a light user's token replayed from elsewhere.
-/// Its first event proves little (people change laptops and networks);
-/// more events from that network and user agent than the principal's whole
-/// remembered history, within one session, is what a stolen token looks
-/// like.
+/// be counted among the tenant's most active) from a network new for it:
+/// a light user's token replayed from elsewhere. Its first event proves
+/// little (people change laptops and networks); more events from that
+/// network and user agent than the principal's whole remembered history,
+/// within one session, is what a stolen token looks like. The user agent
+/// need not be new: a tool replaying a token often sends what the
+/// principal's own client sends (the same family and OS), and requiring a
+/// new one also left the tenant's session sizes too few to tell a rare
+/// size from a common one (scenario suite, 15th session: seeds 4 and 5
+/// found their stolen tokens late or not at all until sessions opened on
+/// a new network alone).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 struct TakeoverTrack {
     /// The principal.
     key: u64,
-    /// The new network and user agent (`mix2` of their hashes).
-    ctx: u64,
+    /// The session's network and user agent: the low 32 bits of `mix2`
+    /// of their hashes (enough to tell one principal's sessions apart, and
+    /// with `new_ua` the track stays 32 bytes; format 10).
+    ctx: u32,
     first_ms: i64,
     /// From the first event to the last (the session lasts an hour at most).
     span_ms: u32,
     /// The principal's count in [`PrincipalCounts`] when the session began
     /// (0 when the counts had dropped it: too light to keep).
     prior: u16,
-    /// Events from the new network and user agent since.
+    /// Events from the session's network and user agent since.
     n: u16,
+    /// Whether the user agent was new for the principal too, at the first
+    /// event (format 10; older snapshots' sessions all opened on a new one).
+    new_ua: bool,
 }
 
 impl TakeoverTrack {
@@ -256,8 +266,37 @@ impl TakeoverTrack {
     }
 }
 
-/// Sessions of unestablished principals from a new network and user agent
-/// followed at once, at most: one per 8 KiB of budget over 32 KiB (four in
+/// [`TenantModel::takeovers`] as a snapshot holds them: before format 10
+/// without `new_ua`, every session then having opened on a new user agent.
+fn takeover_tracks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TakeoverTrack>, D::Error> {
+    #[derive(Deserialize)]
+    struct Format9 {
+        key: u64,
+        ctx: u64,
+        first_ms: i64,
+        span_ms: u32,
+        prior: u16,
+        n: u16,
+    }
+    if crate::snapshot::decoding_format() > 9 {
+        return Vec::<TakeoverTrack>::deserialize(d);
+    }
+    let old = Vec::<Format9>::deserialize(d)?;
+    Ok(old
+        .into_iter()
+        .map(|o| TakeoverTrack {
+            key: o.key,
+            ctx: o.ctx as u32,
+            first_ms: o.first_ms,
+            span_ms: o.span_ms,
+            prior: o.prior,
+            n: o.n,
+            new_ua: true,
+        })
+        .collect())
+}
+
+/// Sessions of unestablished principals from a new network followed at once, at most: one per 8 KiB of budget over 32 KiB (four in
 /// the default 64 KiB, one at the minimum; [`TenantModel::new`]).
 const TAKEOVER_TRACKS: usize = 8;
 
@@ -441,6 +480,7 @@ pub struct TenantModel {
     /// Appended in format 7: a format-6 snapshot is this model without
     /// them and the fields after them ([`crate::snapshot::decode`]
     /// upgrades it).
+    #[serde(deserialize_with = "takeover_tracks")]
     takeovers: Vec<TakeoverTrack>,
     /// How many takeover sessions this model follows (1 to
     /// [`TAKEOVER_TRACKS`], by budget).
@@ -1281,19 +1321,17 @@ impl TenantModel {
         }
 
         // a principal too light to be established: its session from a new
-        // network and user agent, once it outgrows the principal's history
+        // network (its user agent new or not), once it outgrows the
+        // principal's history
         // (nothing to open and nothing followed: most events skip it)
         if f.principal != 0 && (new_net || !self.takeovers.is_empty()) {
             // (not in warm-up: then every principal is new everywhere)
-            let opens = warm
-                && !established
-                && new_net
-                && new_ua
-                && f.client_net != 0
-                && f.ua != 0
-                && !common_net;
-            let ctx = mix2(f.client_net, f.ua);
-            if let Some((r, t, reach)) = self.takeover(f.principal, ctx, opens, p_count, now) {
+            let opens =
+                warm && !established && new_net && f.client_net != 0 && f.ua != 0 && !common_net;
+            let ctx = mix2(f.client_net, f.ua) as u32;
+            if let Some((r, t, reach)) =
+                self.takeover(f.principal, ctx, opens.then_some(new_ua), p_count, now)
+            {
                 let a = &mut raw[Detector::Access.index()];
                 if r > *a {
                     *a = r;
@@ -1653,24 +1691,27 @@ impl TenantModel {
     }
 
     /// Follow principal `key`'s takeover session: open one when `opens`
-    /// (this event is its first), count this event when it comes from the
-    /// session's network and user agent `ctx`; the session and its score
+    /// (this event is its first; whether its user agent is new for the
+    /// principal too), count this event when it comes from the session's
+    /// network and user agent `ctx`; the session and its score
     /// then. The score, in bits: log2 of the session's events + 2 once they
     /// outnumber twice the principal's remembered history (+ 2), else 0 —
     /// the access floor (5 bits) is reached at 30 events.
     fn takeover(
         &mut self,
         key: u64,
-        ctx: u64,
-        opens: bool,
+        ctx: u32,
+        opens: Option<bool>,
         prior: u32,
         now: i64,
     ) -> Option<(f64, TakeoverTrack, (u16, u16))> {
         let pos = self.takeovers.iter().position(|t| t.key == key);
         let live = pos.filter(|&i| self.takeovers[i].live(now));
-        let i = if opens && live.is_none_or(|i| self.takeovers[i].ctx != ctx) {
+        let i = if let Some(new_ua) =
+            opens.filter(|_| live.is_none_or(|i| self.takeovers[i].ctx != ctx))
+        {
             // a new session, in place of this principal's last one (the
-            // newest new network and user agent is the one to follow)
+            // newest new network is the one to follow)
             let fresh = TakeoverTrack {
                 key,
                 ctx,
@@ -1678,6 +1719,7 @@ impl TenantModel {
                 span_ms: 0,
                 prior: u16::try_from(prior).unwrap_or(u16::MAX),
                 n: 0,
+                new_ua,
             };
             let (i, _) = claim_track(
                 &mut self.takeovers,
@@ -2059,14 +2101,15 @@ impl TenantModel {
             }
             Detector::Access => {
                 let st = self.principals.peek(f.principal);
-                // a takeover session's network and user agent were new at
-                // its first event, not at this one
+                // a takeover session's network (and user agent, when new)
+                // were new at its first event, not at this one
                 let session = x.takeover;
-                let first_use = |bits: f64, count: u32| match session {
-                    Some(t) => format!(
+                let first_use = |bits: f64, count: u32, new_then: bool| match session {
+                    Some(t) if new_then => format!(
                         "first used by this principal {:.0} min ago, when this session began",
                         f64::from(t.span_ms) / 60_000.0
                     ),
+                    Some(_) => "used by this principal before this session began".into(),
                     None => format!(
                         "{} for this principal ({bits:.1} bits of surprise)",
                         if count == 0 {
@@ -2085,27 +2128,40 @@ impl TenantModel {
                 let nets = st
                     .map_or(0, |s| s.nets)
                     .saturating_sub(u8::from(x.net_count == 0));
+                // (at least the one the pair filter remembers: the window's
+                // count starts again when the table forgets the principal)
                 let uas = st
                     .map_or(0, |s| s.uas)
-                    .saturating_sub(u8::from(x.ua_count == 0));
+                    .saturating_sub(u8::from(x.ua_count == 0))
+                    .max(u8::from(x.ua_count > 0));
                 ex.push(Contribution {
                     feature: "client_network".into(),
                     value: net.clone(),
                     typical: format!("{nets} network(s) seen for {principal}"),
-                    reason: first_use(x.s_net, x.net_count),
+                    reason: first_use(x.s_net, x.net_count, true),
                 });
                 ex.push(Contribution {
                     feature: "user_agent_family".into(),
                     value: ua.clone(),
                     typical: format!("{uas} user agent famil(ies) seen for {principal}"),
-                    reason: first_use(x.s_ua, x.ua_count),
+                    reason: first_use(x.s_ua, x.ua_count, session.is_none_or(|t| t.new_ua)),
                 });
                 if let Some(t) = session {
                     let mins = f64::from(t.span_ms) / 60_000.0;
                     let (sessions, reached) = x.takeover_reach;
                     let (grown, rare) = takeover_bits(t.n, t.prior, sessions, reached);
+                    let new_what = if t.new_ua {
+                        "new network and user agent"
+                    } else {
+                        "new network"
+                    };
                     ex.push(Contribution {
-                        feature: "session_from_new_network_and_user_agent".into(),
+                        feature: if t.new_ua {
+                            "session_from_new_network_and_user_agent"
+                        } else {
+                            "session_from_new_network"
+                        }
+                        .into(),
                         value: format!("{} events in {mins:.0} min", t.n),
                         typical: format!(
                             "{} event(s) of {principal} remembered before it (fewer than {}: not established)",
@@ -2114,7 +2170,7 @@ impl TenantModel {
                         ),
                         reason: if grown > 0.0 {
                             format!(
-                                "more events from a new network and user agent than twice the principal's history ({grown:.1} bits)"
+                                "more events from a {new_what} than twice the principal's history ({grown:.1} bits)"
                             )
                         } else {
                             "not yet more events than twice the principal's history".into()
@@ -2134,14 +2190,19 @@ impl TenantModel {
                                 self.tenant
                             ),
                             reason: format!(
-                                "sessions from a new network and user agent rarely grow this large here ({rare:.1} bits)"
+                                "sessions from a network new to their principal rarely grow this large here ({rare:.1} bits)"
                             ),
                         });
                     }
+                    let which = if t.new_ua {
+                        "both new for it"
+                    } else {
+                        "the network new for it, the user agent not"
+                    };
                     (
                         principal.to_string(),
                         format!(
-                            "{principal} made {} requests in {mins:.0} min from network {net} with user agent {ua}, both new for it; {} of its events were remembered before",
+                            "{principal} made {} requests in {mins:.0} min from network {net} with user agent {ua}, {which}; {} of its events were remembered before",
                             t.n, t.prior
                         ),
                     )

@@ -776,25 +776,6 @@ impl PrincipalState {
     }
 }
 
-thread_local! {
-    /// Set while a format-8 (or older) snapshot decodes: its principal
-    /// states have 16-bit network and user-agent counts and no surprise.
-    static FORMAT_8_PRINCIPALS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Decodes principal states in the shape of format 8 while `f` runs.
-pub(crate) fn with_format_8_principals<T>(f: impl FnOnce() -> T) -> T {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            FORMAT_8_PRINCIPALS.with(|c| c.set(false));
-        }
-    }
-    FORMAT_8_PRINCIPALS.with(|c| c.set(true));
-    let _reset = Reset;
-    f()
-}
-
 /// [`PrincipalTable::slots`] as a snapshot holds them: in format 8 and
 /// before, with 16-bit network and user-agent counts and no surprise.
 fn principal_slots<'de, D: serde::Deserializer<'de>>(
@@ -810,7 +791,7 @@ fn principal_slots<'de, D: serde::Deserializer<'de>>(
         nets: u16,
         uas: u16,
     }
-    if !FORMAT_8_PRINCIPALS.with(|c| c.get()) {
+    if crate::snapshot::decoding_format() > 8 {
         return Vec::<PrincipalState>::deserialize(d);
     }
     let old = Vec::<Format8>::deserialize(d)?;

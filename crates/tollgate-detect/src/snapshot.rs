@@ -32,7 +32,9 @@ pub const MAGIC: [u8; 4] = *b"TGDM";
 /// sessions grew, which an older model starts at zero. Format 9 gave each
 /// principal its usual numeric surprise (in the 16 bits its network and
 /// user-agent counts gave up): older principals start at zero, as new ones.
-pub const VERSION: u16 = 9;
+/// Format 10 marks each takeover session whose user agent was familiar
+/// to its principal (older formats opened sessions only on a new one).
+pub const VERSION: u16 = 10;
 const HEADER: usize = 4 + 2 + 2 + 8 + 32;
 
 /// Why a snapshot was rejected.
@@ -187,6 +189,33 @@ pub fn encode(m: &TenantModel) -> Vec<u8> {
     out
 }
 
+thread_local! {
+    /// The format of the snapshot this thread is decoding ([`VERSION`] when
+    /// none): the fields whose shape changed in place read it to decode
+    /// their older shape (principal slots before format 9, takeover
+    /// sessions before format 10).
+    static DECODING: std::cell::Cell<u16> = const { std::cell::Cell::new(VERSION) };
+}
+
+/// The format of the snapshot being decoded on this thread, [`VERSION`]
+/// outside [`decode`].
+pub(crate) fn decoding_format() -> u16 {
+    DECODING.with(std::cell::Cell::get)
+}
+
+/// Runs `f` with [`decoding_format`] at `version`.
+fn decoding<T>(version: u16, f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            DECODING.with(|c| c.set(VERSION));
+        }
+    }
+    DECODING.with(|c| c.set(version));
+    let _reset = Reset;
+    f()
+}
+
 /// Decode and verify a snapshot for `tenant`.
 pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotError> {
     if bytes.len() < HEADER {
@@ -222,12 +251,8 @@ pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotEr
         }
         _ => payload,
     };
-    let parse = || postcard::from_bytes::<TenantModel>(payload);
-    let mut m = match version {
-        ..=8 => crate::sketch::with_format_8_principals(parse),
-        _ => parse(),
-    }
-    .map_err(|e| SnapshotError::Decode(e.to_string()))?;
+    let mut m = decoding(version, || postcard::from_bytes::<TenantModel>(payload))
+        .map_err(|e| SnapshotError::Decode(e.to_string()))?;
     if version == 6 {
         m.fit_takeover_cap();
     }

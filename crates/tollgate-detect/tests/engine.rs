@@ -314,6 +314,18 @@ fn stolen_token_from_new_network_and_user_agent_fires() {
 /// requests `gap_ms` apart from a new network with a user agent the tenant
 /// knows but this principal never used.
 fn light_principal_replayed(g: &mut Gen, engine: &mut Engine, n: usize, gap_ms: i64) -> Vec<Event> {
+    light_principal_replayed_with(g, engine, n, gap_ms, UAS[2])
+}
+
+/// As [`light_principal_replayed`], the replay sending user agent `ua`
+/// (the principal's own, `UAS[0]`, or another).
+fn light_principal_replayed_with(
+    g: &mut Gen,
+    engine: &mut Engine,
+    n: usize,
+    gap_ms: i64,
+    ua: &str,
+) -> Vec<Event> {
     let mut out = Vec::new();
     for _ in 0..3 {
         g.tick();
@@ -329,7 +341,7 @@ fn light_principal_replayed(g: &mut Gen, engine: &mut Engine, n: usize, gap_ms: 
             let mut e = g.api(8);
             e.principal = Some("light@acme.example".into());
             e.client_ip = Some("203.0.113.9".parse().unwrap());
-            e.user_agent = Some(UAS[2].into());
+            e.user_agent = Some(ua.into());
             e
         })
         .collect()
@@ -357,6 +369,37 @@ fn a_light_principals_token_replayed_from_a_new_network_fires_at_thirty_requests
         a.summary
             .contains("made 30 requests in 14 min from network 203.0.113.0/24")
             && a.summary.contains("3 of its events were remembered before"),
+        "{}",
+        a.summary
+    );
+}
+
+/// A tool replaying a token often sends what the principal's own client
+/// sends: the session is followed from the new network alone, and the
+/// alert says the user agent was not new.
+#[test]
+fn a_light_principals_token_replayed_with_its_own_user_agent_fires_too() {
+    let (mut engine, mut g, _) = warmed(20_000);
+    let evs = light_principal_replayed_with(&mut g, &mut engine, 40, 30_000, UAS[0]);
+    let (i, a) = first_fire(&mut engine, evs, Detector::Access).expect("access alert");
+    assert_eq!(i, 30, "fired at event {i}");
+    assert_eq!(a.entity, "light@acme.example");
+    assert_eq!(
+        a.explanation[2].feature, "session_from_new_network",
+        "{:?}",
+        a.explanation
+    );
+    assert_eq!(
+        a.explanation[1].reason,
+        "used by this principal before this session began"
+    );
+    assert_eq!(
+        a.explanation[1].typical,
+        "1 user agent famil(ies) seen for light@acme.example"
+    );
+    assert!(
+        a.summary
+            .contains("from network 203.0.113.0/24 with user agent Chrome on Windows, the network new for it, the user agent not"),
         "{}",
         a.summary
     );
