@@ -2577,6 +2577,22 @@ mod tests {
         assert!(live.iter().any(|s| s.rate > 0.0 && s.new_dests > 0.0));
     }
 
+    /// A format-9 snapshot (`hooli-000.v9.tgdm`: the same 20,000 events
+    /// through commit cdede0c) keeps its takeover sessions, each marked as
+    /// opened on a new user agent, as every session then was; its session
+    /// sizes are kept too.
+    #[test]
+    fn format_9_takeover_sessions_are_kept_as_opened_on_a_new_user_agent() {
+        let bytes = include_bytes!("../tests/fixtures/hooli-000.v9.tgdm");
+        let m = crate::snapshot::decode(bytes, &TenantId::new("hooli-000").unwrap()).unwrap();
+        assert_eq!(m.takeovers.len(), 4);
+        assert!(m
+            .takeovers
+            .iter()
+            .all(|t| t.new_ua && t.key != 0 && t.n > 0));
+        assert_eq!(m.takeover_reach[..2], [284, 2]);
+    }
+
     #[test]
     fn an_admin_session_in_a_quiet_hour_scores_where_one_admin_call_does_not() {
         let cfg = DetectConfig::default().check().unwrap();

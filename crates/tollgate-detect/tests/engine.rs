@@ -1120,3 +1120,16 @@ fn a_format_8_snapshot_is_upgraded_not_dropped() {
         7_223,
     );
 }
+
+/// A snapshot written by the build before takeover sessions could open on
+/// a familiar user agent (format 10) loads too: `tollgate replay
+/// --model-dir` of commit cdede0c over the same 20,000 events.
+#[test]
+fn a_format_9_snapshot_is_upgraded_not_dropped() {
+    upgraded_model(
+        include_bytes!("fixtures/hooli-000.v9.tgdm"),
+        "hooli-000",
+        9,
+        7_223,
+    );
+}
