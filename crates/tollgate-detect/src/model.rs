@@ -296,8 +296,9 @@ fn takeover_tracks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Takeove
         .collect())
 }
 
-/// Sessions of unestablished principals from a new network followed at once, at most: one per 8 KiB of budget over 32 KiB (four in
-/// the default 64 KiB, one at the minimum; [`TenantModel::new`]).
+/// Sessions of unestablished principals from a new network followed at
+/// once, at most: one per 8 KiB of budget over 32 KiB (four in the default
+/// 64 KiB, one at the minimum; [`TenantModel::new`]).
 const TAKEOVER_TRACKS: usize = 8;
 
 /// A takeover session is judged on its first hour.
@@ -2150,18 +2151,22 @@ impl TenantModel {
                     let mins = f64::from(t.span_ms) / 60_000.0;
                     let (sessions, reached) = x.takeover_reach;
                     let (grown, rare) = takeover_bits(t.n, t.prior, sessions, reached);
-                    let new_what = if t.new_ua {
-                        "new network and user agent"
+                    // (feature, what was new, the summary's word on it)
+                    let (feature, new_what, which) = if t.new_ua {
+                        (
+                            "session_from_new_network_and_user_agent",
+                            "new network and user agent",
+                            "both new for it",
+                        )
                     } else {
-                        "new network"
+                        (
+                            "session_from_new_network",
+                            "new network",
+                            "the network new for it, the user agent not",
+                        )
                     };
                     ex.push(Contribution {
-                        feature: if t.new_ua {
-                            "session_from_new_network_and_user_agent"
-                        } else {
-                            "session_from_new_network"
-                        }
-                        .into(),
+                        feature: feature.into(),
                         value: format!("{} events in {mins:.0} min", t.n),
                         typical: format!(
                             "{} event(s) of {principal} remembered before it (fewer than {}: not established)",
@@ -2194,11 +2199,6 @@ impl TenantModel {
                             ),
                         });
                     }
-                    let which = if t.new_ua {
-                        "both new for it"
-                    } else {
-                        "the network new for it, the user agent not"
-                    };
                     (
                         principal.to_string(),
                         format!(
