@@ -80,10 +80,23 @@ impl Calibrator {
     /// score's bin once (the hot path: every event, every detector).
     #[inline]
     pub fn grade_and_observe(&mut self, raw: f64) -> f64 {
-        let pos = position(raw);
-        let g = self.grade_at(raw, pos);
-        self.observe_at(pos);
+        let at = Located::new(raw);
+        let g = self.grade_located(at);
+        self.observe_located(at);
         g
+    }
+
+    /// [`Calibrator::grade`] of a score located once, for a caller that
+    /// decides afterwards whether the score joins the history.
+    #[inline]
+    pub(crate) fn grade_located(&self, at: Located) -> f64 {
+        self.grade_at(at.raw, at.pos)
+    }
+
+    /// [`Calibrator::observe`] of a score located once.
+    #[inline]
+    pub(crate) fn observe_located(&mut self, at: Located) {
+        self.observe_at(at.pos);
     }
 
     #[inline]
@@ -120,6 +133,24 @@ impl Calibrator {
                 *c /= 2;
                 self.total += *c;
             }
+        }
+    }
+}
+
+/// A raw score and its position in the histogram, computed once (one
+/// logarithm) for both grading and observing it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Located {
+    raw: f64,
+    pos: f64,
+}
+
+impl Located {
+    #[inline]
+    pub(crate) fn new(raw: f64) -> Self {
+        Located {
+            raw,
+            pos: position(raw),
         }
     }
 }

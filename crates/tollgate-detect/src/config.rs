@@ -172,6 +172,13 @@ pub struct DetectConfig {
     pub grade_threshold: f64,
     /// Minimum raw score per detector for an alert.
     pub floors: Floors,
+    /// The smallest upload (bytes out of one event) the egress detector
+    /// judges at all: under it, an upload to a rare destination is an
+    /// attachment, not an exfiltration worth a page, however far above
+    /// the tenant's usual request size it is (at 952 B usual, 6 standard
+    /// deviations is ≈ 90 KiB). Data leaving in smaller pieces is what the
+    /// volume (bytes out per interval) and numeric detectors watch.
+    pub egress_min_bytes: u64,
     /// Repeats for the same tenant + detector + entity within this much event
     /// time are one episode; an episode quiet this long resolves.
     pub cooldown: Dur,
@@ -203,6 +210,7 @@ impl Default for DetectConfig {
             warmup: Dur::secs(24 * 3600),
             grade_threshold: 0.99,
             floors: Floors::default(),
+            egress_min_bytes: 1024 * 1024,
             cooldown: Dur::secs(15 * 60),
             budget_bytes: 64 * 1024,
             max_resident_tenants: 10_000,

@@ -209,7 +209,11 @@ fn fired(out: &[AlertUpdate]) -> Vec<&tollgate_detect::Alert> {
 
 /// A warmed engine for tenant `acme`, benign-only alerts listed.
 fn warmed(n: usize) -> (Engine, Gen, Vec<AlertUpdate>) {
-    let mut engine = Engine::new(cfg(), Box::new(MemStore::new()));
+    warmed_with(cfg(), n)
+}
+
+fn warmed_with(cfg: CheckedConfig, n: usize) -> (Engine, Gen, Vec<AlertUpdate>) {
+    let mut engine = Engine::new(cfg, Box::new(MemStore::new()));
     let mut g = Gen::new("acme", 11);
     let mut out = Vec::new();
     g.run(&mut engine, n, &mut out);
@@ -556,6 +560,85 @@ fn exfiltration_to_a_rare_domain_fires() {
     assert_eq!(i, 1);
     assert_eq!(a.entity, "dropzone-xyz.example");
     assert!(a.summary.contains("57.2 MiB"), "{}", a.summary);
+}
+
+/// Five uploads of `bytes` each by principal 12 to a domain the tenant has
+/// never visited.
+fn uploads_to_a_rare_domain(g: &mut Gen, bytes: u64) -> Vec<Event> {
+    (0..5)
+        .map(|_| {
+            g.tick();
+            let mut e = g.web(12);
+            e.destination_host = Some("upload.dropzone-xyz.example".into());
+            e.method = Some("POST".into());
+            e.bytes_out = Some(bytes);
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn an_upload_under_the_egress_minimum_is_not_an_exfiltration() {
+    // 400 kB where ≈ 665 B is usual: ten standard deviations out, but an
+    // attachment, not data leaving (the default minimum is 1 MiB)
+    let (mut engine, mut g, _) = warmed(20_000);
+    let evs = uploads_to_a_rare_domain(&mut g, 400_000);
+    assert!(first_fire(&mut engine, evs, Detector::Egress).is_none());
+
+    // the minimum is the operator's: lowered, the same uploads page
+    let low = DetectConfig {
+        warmup_events: 2_000,
+        warmup: Dur::secs(6 * 3600),
+        egress_min_bytes: 100 * 1024,
+        ..Default::default()
+    }
+    .check()
+    .unwrap();
+    let (mut engine, mut g, _) = warmed_with(low, 20_000);
+    let evs = uploads_to_a_rare_domain(&mut g, 400_000);
+    let (i, a) = first_fire(&mut engine, evs, Detector::Egress).expect("egress alert");
+    assert_eq!(i, 1);
+    assert_eq!(a.entity, "dropzone-xyz.example");
+}
+
+/// `n` requests from principal `p` to `host`, `period_ms` apart (± 2 s),
+/// from `g.now` on.
+fn beacon(g: &mut Gen, p: usize, host: &str, period_ms: i64, n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|_| {
+            g.now += period_ms + ((g.u() - 0.5) * 4_000.0) as i64;
+            let mut e = g.web(p);
+            e.destination_host = Some(host.to_string().into());
+            e.bytes_out = Some(300);
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_beacon_is_not_graded_against_the_first() {
+    // a first beacon, as regular as they come, runs for eleven hours (one
+    // alert, one long episode); were its repeats learned as the tenant's
+    // normal they would be 1.6 % of its beacon scores, all at the top, and
+    // a second, a little less regular, would grade below the threshold
+    let (mut engine, mut g, _) = warmed(20_000);
+    let first = beacon(&mut g, 14, "cdn.c2-beacon.example", 120_000, 330);
+    let mut out = Vec::new();
+    let mut alerts = 0;
+    for e in &first {
+        out.clear();
+        engine.process(e, &mut out);
+        alerts += fired(&out)
+            .iter()
+            .filter(|a| a.detector == Detector::Beacon)
+            .count();
+    }
+    assert_eq!(alerts, 1, "the first beacon is one episode");
+    g.now += 3_600_000;
+    let second = beacon(&mut g, 15, "cdn.update-check.example", 20_000, 40);
+    let (i, a) = first_fire(&mut engine, second, Detector::Beacon).expect("second beacon");
+    assert!(i <= 16, "fired at event {i}");
+    assert_eq!(a.entity, "user15@acme.example -> update-check.example");
 }
 
 #[test]
