@@ -130,7 +130,7 @@ pub struct Floors {
 impl Default for Floors {
     fn default() -> Self {
         Floors {
-            issuer: 10.0,
+            issuer: 9.0,
             access: 5.0,
             egress: 8.0,
             numeric: 19.0,

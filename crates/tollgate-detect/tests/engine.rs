@@ -293,6 +293,27 @@ fn new_token_issuer_fires_on_first_event_with_explanation() {
 }
 
 #[test]
+fn a_new_issuer_fires_in_a_tenant_just_past_warm_up() {
+    // ≈ 750 token-bearing events: a first sighting is 9.6 bits, under the
+    // 10-bit floor this detector had (seed 14's small `sterling-016` missed
+    // its new issuer so); the floor now matches what warm-up guarantees
+    let cfg = DetectConfig {
+        warmup_events: 1_000,
+        warmup: Dur::secs(6 * 3600),
+        ..Default::default()
+    }
+    .check()
+    .unwrap();
+    let (mut engine, mut g, _) = warmed_with(cfg, 1_500);
+    g.tick();
+    let mut e = g.api(7);
+    e.token_issuer = Some("https://login.evil.example".into());
+    let (i, a) = first_fire(&mut engine, [e], Detector::Issuer).expect("issuer alert");
+    assert_eq!(i, 1);
+    assert!((9.0..10.0).contains(&a.score), "{}", a.score);
+}
+
+#[test]
 fn stolen_token_from_new_network_and_user_agent_fires() {
     let (mut engine, mut g, _) = warmed(20_000);
     let evs: Vec<Event> = (0..5)
