@@ -1545,17 +1545,19 @@ impl TenantModel {
                 continue;
             }
             let r = raw[d.index()];
+            let floor = c.floors.get(d);
+            if !(r >= floor && r > 0.0) {
+                // the common case, in one pass over the histogram
+                let g = self.calib[d.index()].grade_and_observe(r);
+                score.per_detector[d.index()] = DetectorScore { raw: r, grade: g };
+                continue;
+            }
             let at = Located::new(r);
             let g = self.calib[d.index()].grade_located(at);
             score.per_detector[d.index()] = DetectorScore { raw: r, grade: g };
-            let floor = c.floors.get(d);
-            let mut repeat = false;
-            if r >= floor && r > 0.0 {
-                score.max_grade = score.max_grade.max(g);
-                if warm && g >= c.grade_threshold {
-                    repeat = self.hit(d, r, g, ev, &f, &facts, cfg, out);
-                }
-            }
+            score.max_grade = score.max_grade.max(g);
+            let repeat =
+                warm && g >= c.grade_threshold && self.hit(d, r, g, ev, &f, &facts, cfg, out);
             // An open episode's repeats are one anomaly, not the tenant's
             // normal: were each to join the history, a long one (a beacon
             // every 44 s for four hours) would fill the top of it, and the
