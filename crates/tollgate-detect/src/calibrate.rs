@@ -20,14 +20,16 @@ const AGE_AT: u32 = 1 << 24;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibrator {
-    counts: Vec<u32>,
+    /// [`BINS`] counts (a boxed slice: 8 bytes less than a `Vec` in each of
+    /// a tenant's nine calibrators, and the same encoding).
+    counts: Box<[u32]>,
     total: u32,
 }
 
 impl Default for Calibrator {
     fn default() -> Self {
         Calibrator {
-            counts: vec![0; BINS],
+            counts: vec![0; BINS].into_boxed_slice(),
             total: 0,
         }
     }
@@ -213,7 +215,7 @@ mod tests {
     #[test]
     fn old_history_is_halved() {
         let mut c = Calibrator {
-            counts: vec![0; BINS],
+            counts: vec![0; BINS].into_boxed_slice(),
             total: AGE_AT - 1,
         };
         c.counts[0] = AGE_AT - 1;

@@ -34,7 +34,9 @@ pub const MAGIC: [u8; 4] = *b"TGDM";
 /// user-agent counts gave up): older principals start at zero, as new ones.
 /// Format 10 marks each takeover session whose user agent was familiar
 /// to its principal (older formats opened sessions only on a new one).
-pub const VERSION: u16 = 10;
+/// Format 11 appended the per-client 404 counts, which an older model
+/// starts without.
+pub const VERSION: u16 = 11;
 const HEADER: usize = 4 + 2 + 2 + 8 + 32;
 
 /// Why a snapshot was rejected.
@@ -239,14 +241,19 @@ pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotEr
     let upgraded;
     let payload = match version {
         // format 7 appended the takeover sessions (an empty list: 0) and
-        // their room (1 until fitted below) to format 6's fields, and
-        // format 8 the takeover session sizes (zero counts, a byte each)
+        // their room (1 until fitted below) to format 6's fields, format 8
+        // the takeover session sizes (zero counts, a byte each), and
+        // format 11 the scan tracks (an empty list)
         6 => {
-            upgraded = [payload, &[0, 1], &[0; TAKEOVER_REACH]].concat();
+            upgraded = [payload, &[0, 1], &[0; TAKEOVER_REACH], &[0]].concat();
             &upgraded[..]
         }
         7 => {
-            upgraded = [payload, &[0; TAKEOVER_REACH]].concat();
+            upgraded = [payload, &[0; TAKEOVER_REACH], &[0]].concat();
+            &upgraded[..]
+        }
+        8..=10 => {
+            upgraded = [payload, &[0]].concat();
             &upgraded[..]
         }
         _ => payload,

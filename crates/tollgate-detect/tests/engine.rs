@@ -565,6 +565,37 @@ fn route_enumeration_404_burst_fires() {
 }
 
 #[test]
+fn a_scanner_is_counted_apart_from_the_tenants_other_clients() {
+    // unauthenticated 404s over many routes from one address: the burst
+    // is this client's, and the alert names its network
+    let (mut engine, mut g, _) = warmed(20_000);
+    let mut t = g.now;
+    let evs: Vec<Event> = (0..40)
+        .map(|i| {
+            t += 3_000;
+            g.now = t;
+            let mut e = g.api(9);
+            e.principal = None;
+            e.client_ip = Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)));
+            e.route = Some(format!("/v1/probe{i}").into());
+            e.status = Some(404);
+            e
+        })
+        .collect();
+    let (i, a) = first_fire(&mut engine, evs, Detector::Burst).expect("burst alert");
+    assert!(i <= 5, "fired at event {i}");
+    assert!(
+        a.summary.contains("to client network 203.0.113.0/24"),
+        "{}",
+        a.summary
+    );
+    assert!(a
+        .explanation
+        .iter()
+        .any(|c| c.feature == "client_network" && c.value == "203.0.113.0/24"));
+}
+
+#[test]
 fn exfiltration_to_a_rare_domain_fires() {
     let (mut engine, mut g, _) = warmed(20_000);
     let evs: Vec<Event> = (0..5)
