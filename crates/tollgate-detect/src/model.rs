@@ -530,8 +530,9 @@ pub struct TenantModel {
     takeover_reach: [u16; TAKEOVER_REACH],
     /// Last of the stored fields (format 11): 404s per client network of
     /// the tenant's API ([`ScanTrack`]).
-    /// `None` in a budget under 40 KiB, whose tables are at their floors
-    /// (and in a snapshot of format 10 or older).
+    /// `None` in a budget under 40 KiB, whose tables are at their floors,
+    /// and in a model upgraded from format 10 or older without room left
+    /// for them ([`TenantModel::fit_scans`]).
     scans: Option<Box<[ScanTrack; SCAN_TRACKS]>>,
     /// The tenant's time zone; set by the engine from the config, not stored.
     #[serde(skip, default = "utc")]
@@ -828,6 +829,17 @@ impl TenantModel {
         let slots = budget.saturating_sub(fixed) / SLOT_BYTES;
         m.seen = SeenTable::new(slots.max(64), half_life_h);
         m
+    }
+
+    /// For a model decoded from a snapshot older than format 11: the scan
+    /// tracks, if its budget has room for them beside its tables as sized.
+    pub(crate) fn fit_scans(&mut self) {
+        if self.scans.is_none() && self.budget >= SCAN_MIN_BUDGET {
+            self.scans = Some(Box::new([ScanTrack::default(); SCAN_TRACKS]));
+            if self.resident_bytes() > self.budget {
+                self.scans = None;
+            }
+        }
     }
 
     fn takeover_cap_for(budget: usize) -> u8 {
@@ -2536,6 +2548,45 @@ impl TenantModel {
 mod tests {
     use super::*;
     use crate::DetectConfig;
+
+    /// A format-10 snapshot of `m`: its payload without the scan tracks
+    /// (postcard: the `None` tag, one byte, last), under a format-10 header.
+    fn format_10(m: &TenantModel) -> Vec<u8> {
+        let mut old = m.clone();
+        old.scans = None;
+        let mut payload = postcard::to_stdvec(&old).unwrap();
+        assert_eq!(payload.pop(), Some(0));
+        let mut out = crate::snapshot::encode(&old);
+        out.truncate(48);
+        out[4..6].copy_from_slice(&10u16.to_le_bytes());
+        out[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        out[16..48].copy_from_slice(blake3::hash(&payload).as_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    #[test]
+    fn a_format_10_model_gains_scan_tracks_where_its_budget_has_room() {
+        let cfg = DetectConfig::default().check().unwrap();
+        let tenant = TenantId::new("acme").unwrap();
+        let mut m = TenantModel::new(tenant.clone(), &cfg);
+        let mut out = Vec::new();
+        for (i, s) in Source::ALL.into_iter().take(2).enumerate() {
+            let ev = Event::new(tenant.clone(), s, ms_to_utc(1_772_409_600_000 + i as i64));
+            m.process(&ev, &cfg, &mut FeatureCache::new(), &mut out);
+        }
+        let up = crate::snapshot::decode(&format_10(&m), &tenant).unwrap();
+        assert!(up.scans.is_some());
+        assert!(up.resident_bytes() <= up.budget);
+
+        // five sources fill the default budget: no room, none added
+        for (i, s) in Source::ALL.into_iter().enumerate() {
+            let ev = Event::new(tenant.clone(), s, ms_to_utc(1_772_409_700_000 + i as i64));
+            m.process(&ev, &cfg, &mut FeatureCache::new(), &mut out);
+        }
+        let up = crate::snapshot::decode(&format_10(&m), &tenant).unwrap();
+        assert!(up.resident_bytes() <= up.budget, "{}", up.resident_bytes());
+    }
 
     #[test]
     fn a_model_fits_its_budget_with_every_source() {

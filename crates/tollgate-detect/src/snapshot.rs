@@ -263,6 +263,9 @@ pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotEr
     if version == 6 {
         m.fit_takeover_cap();
     }
+    if version <= 10 {
+        m.fit_scans();
+    }
     if m.tenant() != tenant {
         return Err(SnapshotError::WrongTenant {
             expected: tenant.to_string(),
