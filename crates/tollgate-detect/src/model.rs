@@ -2608,11 +2608,6 @@ mod tests {
             for (i, s) in Source::ALL.into_iter().take(sources).enumerate() {
                 let ev = Event::new(m.tenant.clone(), s, ms_to_utc(1_772_409_600_000 + i as i64));
                 m.process(&ev, &cfg, &mut FeatureCache::new(), &mut out);
-                eprintln!(
-                    "DBG budget {budget} after {s}: resident {} cap {}",
-                    m.resident_bytes(),
-                    m.seen.capacity()
-                );
                 assert!(
                     m.resident_bytes() <= budget,
                     "{budget} after {s}: {}",
