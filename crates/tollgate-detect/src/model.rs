@@ -543,6 +543,12 @@ fn utc() -> Zone {
     Zone::new(chrono_tz::UTC)
 }
 
+/// The Poisson deviance of a count `k` above its expectation `lambda`, in
+/// bits (`k > lambda`).
+fn poisson_excess_bits(k: f64, lambda: f64) -> f64 {
+    (k * (k / lambda).ln() - (k - lambda)) / std::f64::consts::LN_2
+}
+
 #[inline]
 fn bits(num: f64, den: f64) -> f64 {
     (num / den).log2().clamp(0.0, 40.0)
@@ -1516,8 +1522,7 @@ impl TenantModel {
             long.add(now, LONG_TAU_MS, 1.0);
             let phi = 1.0 + f64::from(*excess);
             if k > lambda {
-                raw[Detector::Burst.index()] =
-                    (k * (k / lambda).ln() - (k - lambda)) / std::f64::consts::LN_2 / phi;
+                raw[Detector::Burst.index()] = poisson_excess_bits(k, lambda) / phi;
             }
             // one client's 404s against the same day's rate, undivided: the
             // tenant's clustering is many clients' coincidences
@@ -1527,9 +1532,8 @@ impl TenantModel {
                     None => 0.0,
                 };
                 if kc > lambda {
-                    let rc = (kc * (kc / lambda).ln() - (kc - lambda)) / std::f64::consts::LN_2;
                     let r = &mut raw[Detector::Burst.index()];
-                    *r = r.max(rc);
+                    *r = r.max(poisson_excess_bits(kc, lambda));
                 }
                 // named in the alert when it sent most of the minute's 404s
                 facts.burst_client_k = if kc >= 0.5 * k { kc } else { 0.0 };
@@ -2579,13 +2583,12 @@ mod tests {
         assert!(up.scans.is_some());
         assert!(up.resident_bytes() <= up.budget);
 
-        // five sources fill the default budget: no room, none added
-        for (i, s) in Source::ALL.into_iter().enumerate() {
-            let ev = Event::new(tenant.clone(), s, ms_to_utc(1_772_409_700_000 + i as i64));
-            m.process(&ev, &cfg, &mut FeatureCache::new(), &mut out);
-        }
-        let up = crate::snapshot::decode(&format_10(&m), &tenant).unwrap();
-        assert!(up.resident_bytes() <= up.budget, "{}", up.resident_bytes());
+        // a model with no room left beside its tables gains none
+        let mut full = up.clone();
+        full.scans = None;
+        full.budget = full.resident_bytes();
+        full.fit_scans();
+        assert!(full.scans.is_none());
     }
 
     #[test]
@@ -2891,6 +2894,57 @@ mod tests {
         // the same five with 404s otherwise alone: not the tenant's habit
         let (_, scan_single) = run(1);
         assert!(scan_single >= scan, "{scan_single} vs {scan}");
+    }
+
+    #[test]
+    fn a_scanner_hidden_by_the_tenants_clustered_404s_is_found_by_its_network() {
+        let t0 = 1_772_409_600_000i64;
+        let minute = 60_000i64;
+        // the scanner's best burst score, with the client tracks (64 KiB)
+        // or without them (32 KiB: none), in a tenant whose 404s come in
+        // fives from many clients
+        let run = |budget: usize| {
+            let cfg = DetectConfig {
+                budget_bytes: budget,
+                ..Default::default()
+            }
+            .check()
+            .unwrap();
+            let mut m = TenantModel::new(TenantId::new("acme").unwrap(), &cfg);
+            let (mut cache, mut out) = (FeatureCache::new(), Vec::new());
+            let mut call = |m: &mut TenantModel, ts: i64, status: u16, ip: [u8; 4]| {
+                let mut ev = Event::new(m.tenant.clone(), Source::Apigw, ms_to_utc(ts));
+                ev.method = Some("GET".into());
+                ev.route = Some("/items/{id}".into());
+                ev.status = Some(status);
+                ev.client_ip = Some(std::net::IpAddr::from(ip));
+                m.process(&ev, &cfg, &mut cache, &mut out).per_detector[Detector::Burst.index()].raw
+            };
+            for i in 0..(2 * 24 * 3) {
+                let base = t0 + i * 20 * minute;
+                let ip = [10, (i % 200) as u8, 0, 1];
+                call(&mut m, base, 200, ip);
+                for j in 0..5 {
+                    call(&mut m, base + 1000 + j * 2000, 404, ip);
+                }
+            }
+            let end = t0 + 2 * 24 * 60 * minute + 7 * minute;
+            (0..SCANNED)
+                .map(|j| call(&mut m, end + j * SCAN_GAP_MS, 404, [198, 51, 100, 9]))
+                .fold(0.0f64, f64::max)
+        };
+        // eight 404s from one address in 21 s
+        const SCANNED: i64 = 8;
+        const SCAN_GAP_MS: i64 = 3_000;
+        let floor = DetectConfig::default()
+            .check()
+            .unwrap()
+            .config()
+            .floors
+            .burst;
+        let (with, without) = (run(64 * 1024), run(32 * 1024));
+        assert!(without < floor, "tenant-wide alone: {without}");
+        assert!(with >= floor, "by its network: {with}");
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub const MAGIC: [u8; 4] = *b"TGDM";
 /// Format 10 marks each takeover session whose user agent was familiar
 /// to its principal (older formats opened sessions only on a new one).
 /// Format 11 appended the per-client 404 counts, which an older model
-/// starts without.
+/// gains if its budget has room for them.
 pub const VERSION: u16 = 11;
 const HEADER: usize = 4 + 2 + 2 + 8 + 32;
 
@@ -243,7 +243,8 @@ pub fn decode(bytes: &[u8], tenant: &TenantId) -> Result<TenantModel, SnapshotEr
         // format 7 appended the takeover sessions (an empty list: 0) and
         // their room (1 until fitted below) to format 6's fields, format 8
         // the takeover session sizes (zero counts, a byte each), and
-        // format 11 the scan tracks (an empty list)
+        // format 11 the scan tracks (none: the `None` tag, given them
+        // below where the budget has room)
         6 => {
             upgraded = [payload, &[0, 1], &[0; TAKEOVER_REACH], &[0]].concat();
             &upgraded[..]

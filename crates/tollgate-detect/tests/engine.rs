@@ -15,14 +15,17 @@ use tollgate_events::{Event, Source, TenantId};
 
 const T0: i64 = 1_772_409_600_000; // 2026-03-02T00:00:00Z, a Monday
 
-fn cfg() -> CheckedConfig {
+/// The tests' configuration, before it is checked.
+fn detect_cfg() -> DetectConfig {
     DetectConfig {
         warmup_events: 2_000,
         warmup: Dur::secs(6 * 3600),
         ..Default::default()
     }
-    .check()
-    .unwrap()
+}
+
+fn cfg() -> CheckedConfig {
+    detect_cfg().check().unwrap()
 }
 
 fn at(ms: i64) -> DateTime<Utc> {
@@ -299,8 +302,7 @@ fn a_new_issuer_fires_in_a_tenant_just_past_warm_up() {
     // its new issuer so); the floor now matches what warm-up guarantees
     let cfg = DetectConfig {
         warmup_events: 1_000,
-        warmup: Dur::secs(6 * 3600),
-        ..Default::default()
+        ..detect_cfg()
     }
     .check()
     .unwrap();
@@ -639,10 +641,8 @@ fn an_upload_under_the_egress_minimum_is_not_an_exfiltration() {
 
     // the minimum is the operator's: lowered, the same uploads page
     let low = DetectConfig {
-        warmup_events: 2_000,
-        warmup: Dur::secs(6 * 3600),
         egress_min_bytes: 100 * 1024,
-        ..Default::default()
+        ..detect_cfg()
     }
     .check()
     .unwrap();
