@@ -1508,8 +1508,13 @@ impl TenantModel {
         // --- burst: 401/403 and 404 per minute vs. the day's rate, as a
         // quasi-Poisson deviance: divided by the tenant's own clustering
         // (a browser's broken page brings its 404s in fives; a scanner
-        // brings them in hundreds)
-        if f.auth_failure || f.not_found {
+        // brings them in hundreds). 404s count only from the tenant's own
+        // API: through a forward proxy they are other sites' answers to the
+        // tenant's users, clustered by page loads that the day's rate cannot
+        // price (seed 10: six in one minute in `wayne-002`, whose web 404s
+        // ran under one a minute), and a route enumeration is a scan of the
+        // tenant's API
+        if f.auth_failure || f.not_found && f.source == Source::Apigw {
             let b = &mut sm.burst;
             let (short, long, excess, kind) = if f.auth_failure {
                 (&mut b.auth_short, &mut b.auth_long, &mut b.auth_excess, 1)
@@ -1526,7 +1531,7 @@ impl TenantModel {
             }
             // one client's 404s against the same day's rate, undivided: the
             // tenant's clustering is many clients' coincidences
-            if kind == 2 && f.source == Source::Apigw && f.client_net != 0 {
+            if kind == 2 && f.client_net != 0 {
                 let kc = match &mut self.scans {
                     Some(scans) => Self::scan(scans, &mut self.counters, f.client_net, now),
                     None => 0.0,
@@ -2894,6 +2899,41 @@ mod tests {
         // the same five with 404s otherwise alone: not the tenant's habit
         let (_, scan_single) = run(1);
         assert!(scan_single >= scan, "{scan_single} vs {scan}");
+    }
+
+    #[test]
+    fn a_web_proxys_404s_are_not_a_route_enumeration() {
+        let cfg = DetectConfig::default().check().unwrap();
+        let t0 = 1_772_409_600_000i64;
+        let minute = 60_000i64;
+        let floor = cfg.config().floors.burst;
+        // the best burst score of 60 responses of `status` in a minute,
+        // after two days of one request every 20 minutes and a 404 an hour
+        let run = |source: Source, status: u16| {
+            let mut m = TenantModel::new(TenantId::new("acme").unwrap(), &cfg);
+            let (mut cache, mut out) = (FeatureCache::new(), Vec::new());
+            let mut call = |m: &mut TenantModel, ts: i64, status: u16| {
+                let mut ev = Event::new(m.tenant.clone(), source, ms_to_utc(ts));
+                ev.principal = Some("user1".into());
+                ev.method = Some("GET".into());
+                ev.route = Some("/items/{id}".into());
+                ev.destination_host = Some("news.example.com".into());
+                ev.client_ip = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+                ev.status = Some(status);
+                m.process(&ev, &cfg, &mut cache, &mut out).per_detector[Detector::Burst.index()].raw
+            };
+            for i in 0..(2 * 24 * 3) {
+                call(&mut m, t0 + i * 20 * minute, if i % 3 == 0 { 404 } else { 200 });
+            }
+            let end = t0 + 2 * 24 * 60 * minute + 7 * minute;
+            (0..60)
+                .map(|j| call(&mut m, end + j * 1000, status))
+                .fold(0.0f64, f64::max)
+        };
+        assert!(run(Source::Apigw, 404) >= floor);
+        assert_eq!(run(Source::ZscalerWeb, 404), 0.0);
+        // a proxy's 403s (blocked by policy) still count
+        assert!(run(Source::ZscalerWeb, 403) >= floor);
     }
 
     #[test]
