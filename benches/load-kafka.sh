@@ -61,6 +61,10 @@ start_broker() {
 # a fifth as many. The linger is inside the measured latency (the record's
 # timestamp is taken when it is handed to the producer).
 PACED="${PACED:-linger.ms=25}"
+# Tenants in step 3's traffic. With many, the workers' snapshot rounds
+# (every `service.snapshot_interval`; TOLLGATE_SERVICE__SNAPSHOT_INTERVAL=10s
+# shortens it) show in the latency.
+LAT_TENANTS="${LAT_TENANTS:-100}"
 
 topic() { "$TOLLGATE_TANSU_BIN" topic create "$1" --broker "tcp://$broker" --partitions "$PARTS" >/dev/null; }
 
@@ -153,7 +157,7 @@ if step 3; then
     [ "$(metric tollgate_kafka_rebalances "$ADMIN")" -ge 1 ] && break
     sleep 0.1
   done
-  "$LOAD" produce "$broker" latency "$lat_events" 100 "$half" 2 "$PACED"
+  "$LOAD" produce "$broker" latency "$lat_events" "$LAT_TENANTS" "$half" 2 "$PACED"
   wait_scored "$lat_events" >/dev/null
   curl -s "http://$ADMIN/metrics" >"$work/latency-metrics"
   kill -TERM "$TG_PID"; wait "$TG_PID" || true
@@ -179,6 +183,10 @@ e2e = hist('tollgate_kafka_end_to_end_seconds')
 own = hist('tollgate_processing_latency_seconds')
 print(f"end-to-end latency over {e2e[-1][1]:.0f} records: p50 {q(e2e, 0.5)*1000:.0f} ms, p99 {q(e2e, 0.99)*1000:.0f} ms"
       f" (inside Tollgate, arrival to scored: p50 {q(own, 0.5)*1000:.1f} ms, p99 {q(own, 0.99)*1000:.1f} ms)")
+pause = hist('tollgate_snapshot_pause_seconds')
+if pause and pause[-1][1] > 0:
+    longest = next(le for le, c in pause if c >= pause[-1][1])
+    print(f"snapshot writes: {pause[-1][1]:.0f} pauses, the longest <= {longest*1000:.0f} ms")
 PY
   # The floor under that: a bare consumer (no processing) at the same paced
   # rate, from the record's timestamp to its receipt.
@@ -187,7 +195,7 @@ PY
   "$LOAD" stream "$broker" floor "$lat_events" "session.timeout.ms=6000,heartbeat.interval.ms=1000,fetch.wait.max.ms=50" >"$work/floor" &
   floor_pid=$!
   sleep 4
-  "$LOAD" produce "$broker" floor "$lat_events" 100 "$half" 2 "$PACED" >/dev/null
+  "$LOAD" produce "$broker" floor "$lat_events" "$LAT_TENANTS" "$half" 2 "$PACED" >/dev/null
   wait "$floor_pid"
   echo "floor, bare consumer at the same rate: $(cat "$work/floor")"
 fi

@@ -58,6 +58,9 @@ pub struct EngineStats {
     pub store_load_errors: u64,
     /// Store writes that failed: the tenant stayed resident.
     pub store_save_errors: u64,
+    /// Snapshots written to the store (a tenant whose model had not changed
+    /// since the last is not written again).
+    pub snapshots_saved: u64,
     /// Bounded structures dropping live state to stay within budget.
     pub budget_hits: u64,
     pub gmm_fits: u64,
@@ -74,6 +77,10 @@ struct Resident {
     /// event time (its next interval boundary or episode expiry), unless it
     /// had an event since (`i64::MIN`: due).
     due_ms: i64,
+    /// The model changed (an event, an advance, a verdict) since the store
+    /// last had it. Only such a tenant is written by a snapshot, an
+    /// eviction or a hand-over: an idle tenant's model is on disk already.
+    dirty: bool,
 }
 
 /// See the module docs.
@@ -120,6 +127,7 @@ impl Engine {
         r.touched = self.tick;
         r.last_event_ms = r.last_event_ms.max(ev.ts.timestamp_millis());
         r.due_ms = i64::MIN;
+        r.dirty = true;
         let m = &mut r.model;
         let (hits, fits, fails) = (
             m.budget_hits(),
@@ -189,29 +197,55 @@ impl Engine {
                 touched: self.tick,
                 last_event_ms: i64::MIN,
                 due_ms: i64::MIN,
+                dirty: false,
             },
         );
         self.stats.tenants_resident = self.tenants.len();
     }
 
-    /// Save and drop one tenant; false (and counted) if the save failed, in
-    /// which case it stays resident.
+    /// Save (if changed) and drop one tenant; false (and counted) if the
+    /// save failed, in which case it stays resident.
     fn evict(&mut self, t: &TenantId) -> bool {
-        let Some(r) = self.tenants.get(t) else {
+        if self.save(t).is_err() || !self.tenants.contains_key(t) {
             return false;
+        }
+        self.tenants.remove(t);
+        self.stats.tenants_resident = self.tenants.len();
+        true
+    }
+
+    /// Writes one tenant's snapshot to the store if it is resident and its
+    /// model changed since the store last had it; whether it wrote. A
+    /// failed write is counted and leaves the tenant resident and changed.
+    pub fn save(&mut self, t: &TenantId) -> Result<bool, StoreError> {
+        let Some(r) = self.tenants.get_mut(t).filter(|r| r.dirty) else {
+            return Ok(false);
         };
         let bytes = snapshot::encode(&r.model);
         match self.store.save(t, &bytes) {
             Ok(()) => {
-                self.tenants.remove(t);
-                self.stats.tenants_resident = self.tenants.len();
-                true
+                r.dirty = false;
+                self.stats.snapshots_saved += 1;
+                Ok(true)
             }
-            Err(_) => {
+            Err(e) => {
                 self.stats.store_save_errors += 1;
-                false
+                Err(e)
             }
         }
+    }
+
+    /// The resident tenants whose models changed since the store last had
+    /// them, sorted: what a snapshot round has to write.
+    pub fn changed_tenants(&self) -> Vec<TenantId> {
+        let mut v: Vec<TenantId> = self
+            .tenants
+            .iter()
+            .filter(|(_, r)| r.dirty)
+            .map(|(t, _)| t.clone())
+            .collect();
+        v.sort();
+        v
     }
 
     /// Hands a tenant over to another owner (a Kafka partition moved to
@@ -221,15 +255,11 @@ impl Engine {
     /// may already have written a newer snapshot) it is only dropped.
     /// Returns whether the tenant was resident.
     pub fn release(&mut self, t: &TenantId, save: bool) -> Result<bool, StoreError> {
-        let Some(r) = self.tenants.get(t) else {
+        if !self.tenants.contains_key(t) {
             return Ok(false);
-        };
+        }
         if save {
-            let bytes = snapshot::encode(&r.model);
-            if let Err(e) = self.store.save(t, &bytes) {
-                self.stats.store_save_errors += 1;
-                return Err(e);
-            }
+            self.save(t)?;
         }
         self.tenants.remove(t);
         self.stats.tenants_resident = self.tenants.len();
@@ -254,12 +284,9 @@ impl Engine {
         let r = self.tenants.get_mut(t).expect("made resident above");
         let before = out.len();
         let effect = r.model.feedback(target, verdict, out);
+        r.dirty = true;
         self.count_updates(&out[before..]);
-        let bytes = snapshot::encode(&self.tenants[t].model);
-        if let Err(e) = self.store.save(t, &bytes) {
-            self.stats.store_save_errors += 1;
-            return Err(e);
-        }
+        self.save(t)?;
         Ok(effect)
     }
 
@@ -336,6 +363,7 @@ impl Engine {
             let r = self.tenants.get_mut(&t).expect("listed above");
             let hits = r.model.budget_hits();
             r.model.advance(now_ms, &self.cfg, out);
+            r.dirty = true;
             self.stats.budget_hits += r.model.budget_hits() - hits;
             let boundary = (now_ms.div_euclid(iv) + 1).saturating_mul(iv);
             r.due_ms = boundary.min(r.model.first_expiry_ms(cd));
@@ -349,16 +377,13 @@ impl Engine {
         self.count_updates(&out[before..]);
     }
 
-    /// Snapshot every resident tenant to the store (they stay resident).
-    /// Every tenant is attempted; the first error is returned.
+    /// Snapshot every resident tenant whose model changed since the store
+    /// last had it (they stay resident). Every one is attempted; the first
+    /// error is returned.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        let mut ids: Vec<&TenantId> = self.tenants.keys().collect();
-        ids.sort();
         let mut first = None;
-        for t in ids {
-            let bytes = snapshot::encode(&self.tenants[t].model);
-            if let Err(e) = self.store.save(t, &bytes) {
-                self.stats.store_save_errors += 1;
+        for t in self.changed_tenants() {
+            if let Err(e) = self.save(&t) {
                 first.get_or_insert(e);
             }
         }

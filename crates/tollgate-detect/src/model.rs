@@ -2923,7 +2923,11 @@ mod tests {
                 m.process(&ev, &cfg, &mut cache, &mut out).per_detector[Detector::Burst.index()].raw
             };
             for i in 0..(2 * 24 * 3) {
-                call(&mut m, t0 + i * 20 * minute, if i % 3 == 0 { 404 } else { 200 });
+                call(
+                    &mut m,
+                    t0 + i * 20 * minute,
+                    if i % 3 == 0 { 404 } else { 200 },
+                );
             }
             let end = t0 + 2 * 24 * 60 * minute + 7 * minute;
             (0..60)

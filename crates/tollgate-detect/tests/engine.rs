@@ -986,6 +986,86 @@ fn lru_and_idle_evictions_round_trip_through_the_store() {
     assert_eq!(e.stats().tenants_resident, 0);
 }
 
+/// A store that records which tenants it was asked to write, shared with
+/// the test that gave it to an engine.
+#[derive(Clone, Default)]
+struct Recording(std::sync::Arc<std::sync::Mutex<(MemStore, Vec<String>)>>);
+
+impl Recording {
+    /// The tenants written since the last call, in order.
+    fn writes(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap().1)
+    }
+    fn stored(&self, t: &str) -> Option<Vec<u8>> {
+        self.0
+            .lock()
+            .unwrap()
+            .0
+            .snapshots
+            .get(&TenantId::new(t).unwrap())
+            .cloned()
+    }
+}
+
+impl ModelStore for Recording {
+    fn load(&mut self, t: &TenantId) -> Result<Option<Vec<u8>>, tollgate_detect::StoreError> {
+        self.0.lock().unwrap().0.load(t)
+    }
+    fn save(&mut self, t: &TenantId, bytes: &[u8]) -> Result<(), tollgate_detect::StoreError> {
+        let mut g = self.0.lock().unwrap();
+        g.1.push(t.as_str().to_owned());
+        g.0.save(t, bytes)
+    }
+}
+
+/// A snapshot round, an eviction and a hand-over write a tenant only if
+/// its model changed since the store last had it: an idle tenant costs
+/// no write (each is a file, an fsync and a rename), and what is skipped
+/// is what the store holds already.
+#[test]
+fn only_models_that_changed_are_written_again() {
+    let store = Recording::default();
+    let mut e = Engine::new(small_cfg(2), Box::new(store.clone()));
+    let mut out = Vec::new();
+    let mut event = |e: &mut Engine, name: &str, s: i64| {
+        let mut ev = Event::new(
+            TenantId::new(name).unwrap(),
+            Source::Apigw,
+            at(T0 + s * 1000),
+        );
+        ev.principal = Some("p".into());
+        e.process(&ev, &mut out);
+    };
+    let id = |name: &str| TenantId::new(name).unwrap();
+    event(&mut e, "a", 0);
+    event(&mut e, "b", 1);
+    e.flush().unwrap();
+    assert_eq!(store.writes(), ["a", "b"]);
+    e.flush().unwrap();
+    assert!(store.writes().is_empty(), "nothing changed");
+    event(&mut e, "a", 2);
+    assert_eq!(e.changed_tenants(), [id("a")]);
+    e.flush().unwrap();
+    assert_eq!(store.writes(), ["a"]);
+    assert_eq!(store.stored("a"), e.snapshot(&id("a")));
+    // c pushes out b, unchanged since the flush: dropped, not written
+    event(&mut e, "c", 3);
+    assert_eq!(e.stats().evictions_lru, 1);
+    assert!(e.tenant(&id("b")).is_none());
+    assert!(store.writes().is_empty());
+    // b comes back as it was saved, and pushes out a (unchanged too)
+    event(&mut e, "b", 4);
+    assert_eq!(e.stats().tenants_loaded, 1);
+    assert_eq!(e.tenant(&id("b")).unwrap().events(), 2);
+    assert!(e.tenant(&id("a")).is_none());
+    assert!(store.writes().is_empty());
+    // handed over: c and b changed, so both are written
+    assert!(e.release(&id("c"), true).unwrap());
+    assert!(e.release(&id("b"), true).unwrap());
+    assert_eq!(store.writes(), ["c", "b"]);
+    assert_eq!(e.stats().snapshots_saved, 5);
+}
+
 #[test]
 fn budget_hits_are_counted_not_silent() {
     let mut e = Engine::new(small_cfg(10), Box::new(MemStore::new()));

@@ -60,8 +60,14 @@ pub struct Metrics {
     pub tenants_released: IntGauge,
     pub tenants_warming: IntGauge,
     pub model_bytes: IntGauge,
+    /// Snapshot rounds completed without a failed write.
     pub snapshot_writes: IntCounter,
+    /// Models that could not be saved (rounds, hand-overs).
     pub snapshot_failures: IntCounter,
+    /// Tenant snapshots written.
+    pub snapshots_saved: IntGauge,
+    /// Wall time a worker spent writing snapshots at one go, between batches.
+    pub snapshot_pause: Histogram,
     /// Batches whose lines could not be appended to `service.scored_log`.
     pub scored_log_failures: IntCounter,
     /// Consumer lag (messages) per Kafka input, topic and partition.
@@ -276,6 +282,18 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(latency.clone()))
             .expect("unique metric");
+        let snapshot_pause = Histogram::with_opts(
+            HistogramOpts::new(
+                "tollgate_snapshot_pause_seconds",
+                "Wall time a worker spent writing model snapshots at one go, between two batches of events (a snapshot round is written a slice at a time).",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(snapshot_pause.clone()))
+            .expect("unique metric");
         let kafka_end_to_end = HistogramVec::new(
             HistogramOpts::new(
                 "tollgate_kafka_end_to_end_seconds",
@@ -362,6 +380,7 @@ impl Metrics {
                 &["outcome", "reason"],
             ),
             latency,
+            snapshot_pause,
             queue_depth: gauge_vec(
                 r,
                 "tollgate_worker_queue_batches",
@@ -399,6 +418,11 @@ impl Metrics {
                 "tollgate_tenants_released",
                 "Tenants handed to another instance on a partition revocation since start-up.",
             ),
+            snapshots_saved: gauge(
+                r,
+                "tollgate_snapshots_saved",
+                "Tenant model snapshots written since start-up (a model unchanged since its last snapshot is not written again).",
+            ),
             tenants_warming: gauge(
                 r,
                 "tollgate_tenants_warming_up",
@@ -412,12 +436,12 @@ impl Metrics {
             snapshot_writes: counter(
                 r,
                 "tollgate_snapshot_writes_total",
-                "Periodic and shutdown snapshot rounds that saved every resident model.",
+                "Snapshot rounds (periodic, and at shutdown) completed without a failed write: every resident model changed since the round before was saved.",
             ),
             snapshot_failures: counter(
                 r,
                 "tollgate_snapshot_failures_total",
-                "Snapshot rounds in which a model could not be saved.",
+                "Model snapshots that could not be saved (snapshot rounds, hand-overs of revoked partitions' tenants).",
             ),
             scored_log_failures: counter(
                 r,
