@@ -6,7 +6,7 @@
 #   benches/load-kafka.sh [EVENTS] [PARTITIONS]     (default 2000000, 4)
 #
 # STEPS=12 runs only the steps named (default 1234; step 3 needs step 2's
-# rate, or PACE=EVENTS_PER_S to pace at that rate instead of half of it); TG_BIN=PATH runs another tollgate binary (A/B runs); TG_PERF=FILE records step 2's `tollgate run` with `perf record -g`.
+# rate, or PACE=EVENTS_PER_S to pace at that rate instead of half of it); TG_BIN=PATH runs another tollgate binary (A/B runs); TG_PERF=FILE records step 2's `tollgate run` with `perf record -g`; TG_TRACE=FILE keeps step 3's metrics once a second.
 #
 # 1. ceiling: a bare rdkafka consumer reads EVENTS records and does nothing;
 # 2. throughput: `tollgate run` consumes the same topic (new group) and
@@ -157,8 +157,15 @@ if step 3; then
     [ "$(metric tollgate_kafka_rebalances "$ADMIN")" -ge 1 ] && break
     sleep 0.1
   done
+  # TG_TRACE=FILE: the metrics once a second while the traffic runs
+  # ("# at EPOCH" before each scrape), to see when latency is spent.
+  if [ -n "${TG_TRACE:-}" ]; then
+    (while :; do echo "# at $(date +%s.%N)"; curl -s "http://$ADMIN/metrics"; sleep 1; done >"$TG_TRACE") &
+    trace_pid=$!
+  fi
   "$LOAD" produce "$broker" latency "$lat_events" "$LAT_TENANTS" "$half" 2 "$PACED"
   wait_scored "$lat_events" >/dev/null
+  if [ -n "${TG_TRACE:-}" ]; then kill "$trace_pid"; fi
   curl -s "http://$ADMIN/metrics" >"$work/latency-metrics"
   kill -TERM "$TG_PID"; wait "$TG_PID" || true
   python3 - "$work/latency-metrics" <<'PY'
