@@ -79,7 +79,10 @@ struct Resident {
     due_ms: i64,
     /// The model changed (an event, an advance, a verdict) since the store
     /// last had it. Only such a tenant is written by a snapshot, an
-    /// eviction or a hand-over: an idle tenant's model is on disk already.
+    /// eviction or a hand-over: an untouched model is on disk already. (An
+    /// advance counts even if it only closed an empty volume interval: a
+    /// reloaded model would close it again, but an episode it resolved
+    /// would resolve twice.)
     dirty: bool,
 }
 

@@ -1019,9 +1019,9 @@ impl ModelStore for Recording {
 }
 
 /// A snapshot round, an eviction and a hand-over write a tenant only if
-/// its model changed since the store last had it: an idle tenant costs
-/// no write (each is a file, an fsync and a rename), and what is skipped
-/// is what the store holds already.
+/// its model changed since the store last had it: an untouched model
+/// costs no write (each is a file, an fsync and a rename), and what is
+/// skipped is what the store holds already.
 #[test]
 fn only_models_that_changed_are_written_again() {
     let store = Recording::default();
