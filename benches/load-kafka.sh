@@ -6,7 +6,7 @@
 #   benches/load-kafka.sh [EVENTS] [PARTITIONS]     (default 2000000, 4)
 #
 # STEPS=12 runs only the steps named (default 1234; step 3 needs step 2's
-# rate, or PACE=EVENTS_PER_S to pace at that rate instead of half of it); TG_BIN=PATH runs another tollgate binary (A/B runs); TG_PERF=FILE records step 2's `tollgate run` with `perf record -g`; TG_TRACE=FILE keeps step 3's metrics once a second.
+# rate, or PACE=EVENTS_PER_S to pace at that rate instead of half of it); TG_BIN=PATH runs another tollgate binary (A/B runs); TG_PERF=FILE records step 2's `tollgate run` with `perf record -g`; TG_TRACE=FILE keeps step 3's metrics once a second; PIN=1 puts the broker and producers on CPU 0 and Tollgate on CPU 1 (see below).
 #
 # 1. ceiling: a bare rdkafka consumer reads EVENTS records and does nothing;
 # 2. throughput: `tollgate run` consumes the same topic (new group) and
@@ -48,7 +48,7 @@ start_broker() {
   if [ -n "${TANSU_PID:-}" ]; then kill "$TANSU_PID"; wait "$TANSU_PID" 2>/dev/null || true; fi
   local port; port=$(free_port)
   broker="127.0.0.1:$port"
-  "$TOLLGATE_TANSU_BIN" broker --listener-url "tcp://$broker" --advertised-listener-url "tcp://$broker" \
+  $SIDE "$TOLLGATE_TANSU_BIN" broker --listener-url "tcp://$broker" --advertised-listener-url "tcp://$broker" \
     --storage-engine memory://tansu/ >>"$work/tansu.log" 2>&1 &
   TANSU_PID=$!
   pids+=($TANSU_PID)
@@ -65,6 +65,10 @@ PACED="${PACED:-linger.ms=25}"
 # (every `service.snapshot_interval`; TOLLGATE_SERVICE__SNAPSHOT_INTERVAL=10s
 # shortens it) show in the latency.
 LAT_TENANTS="${LAT_TENANTS:-100}"
+# PIN=1: the broker and the producers on CPU 0, Tollgate and the bare
+# consumers on CPU 1 — as in a deployment where the broker and the
+# producers run elsewhere (Tollgate then sees one core: one worker).
+if [ "${PIN:-0}" = 1 ]; then SIDE="taskset -c 0"; OURS="taskset -c 1"; else SIDE=""; OURS=""; fi
 
 topic() { "$TOLLGATE_TANSU_BIN" topic create "$1" --broker "tcp://$broker" --partitions "$PARTS" >/dev/null; }
 
@@ -98,7 +102,7 @@ topics = ["$t"]
 group_id = "$g"
 properties = { "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000", "fetch.wait.max.ms" = "50" }
 TOML
-  "$TG" run --config "$work/$g.toml" 2>"$work/$g.log" &
+  $OURS "$TG" run --config "$work/$g.toml" 2>"$work/$g.log" &
   TG_PID=$!
   pids+=($TG_PID)
   for _ in $(seq 100); do curl -sf "http://$ADMIN/healthz" >/dev/null && break; sleep 0.1; done
@@ -121,13 +125,13 @@ if step 1 || step 2; then
   start_broker
   echo "== producing $EVENTS events to $PARTS partitions (tansu at $broker)"
   topic bench
-  "$LOAD" produce "$broker" bench "$EVENTS" 100
+  $SIDE "$LOAD" produce "$broker" bench "$EVENTS" 100
 fi
 
 ceil_rate=""
 if step 1; then
   echo "== 1. broker ceiling: bare consumer"
-  ceiling=$("$LOAD" ceiling "$broker" bench "$EVENTS")
+  ceiling=$($OURS "$LOAD" ceiling "$broker" bench "$EVENTS")
   echo "$ceiling"
   ceil_rate=$(echo "$ceiling" | sed -E 's/.*\(([0-9]+)\/s.*/\1/')
 fi
@@ -163,7 +167,7 @@ if step 3; then
     (while :; do echo "# at $(date +%s.%N)"; curl -s "http://$ADMIN/metrics"; sleep 1; done >"$TG_TRACE") &
     trace_pid=$!
   fi
-  "$LOAD" produce "$broker" latency "$lat_events" "$LAT_TENANTS" "$half" 2 "$PACED"
+  $SIDE "$LOAD" produce "$broker" latency "$lat_events" "$LAT_TENANTS" "$half" 2 "$PACED"
   wait_scored "$lat_events" >/dev/null
   if [ -n "${TG_TRACE:-}" ]; then kill "$trace_pid"; fi
   curl -s "http://$ADMIN/metrics" >"$work/latency-metrics"
@@ -199,10 +203,10 @@ PY
   # rate, from the record's timestamp to its receipt.
   start_broker
   topic floor
-  "$LOAD" stream "$broker" floor "$lat_events" "session.timeout.ms=6000,heartbeat.interval.ms=1000,fetch.wait.max.ms=50" >"$work/floor" &
+  $OURS "$LOAD" stream "$broker" floor "$lat_events" "session.timeout.ms=6000,heartbeat.interval.ms=1000,fetch.wait.max.ms=50" >"$work/floor" &
   floor_pid=$!
   sleep 4
-  "$LOAD" produce "$broker" floor "$lat_events" "$LAT_TENANTS" "$half" 2 "$PACED" >/dev/null
+  $SIDE "$LOAD" produce "$broker" floor "$lat_events" "$LAT_TENANTS" "$half" 2 "$PACED" >/dev/null
   wait "$floor_pid"
   echo "floor, bare consumer at the same rate: $(cat "$work/floor")"
 fi
@@ -211,7 +215,7 @@ if step 4; then
   echo "== 4. resident memory with 10,000 tenants"
   start_broker
   topic tenants
-  "$LOAD" produce "$broker" tenants 1000000 10000 0 3 >/dev/null
+  $SIDE "$LOAD" produce "$broker" tenants 1000000 10000 0 3 >/dev/null
   start_tollgate tenants tg3
   wait_scored 1000000 >/dev/null
   echo "tollgate RSS with 10,000 tenants: $(awk '/VmRSS/{printf "%.0f MiB", $2/1024}' /proc/$TG_PID/status) (peak $(awk '/VmHWM/{printf "%.0f MiB", $2/1024}' /proc/$TG_PID/status)); tenants resident: $(metric tollgate_tenants_resident "$ADMIN")"
