@@ -77,20 +77,29 @@ struct Lane {
     pending: RawBatch,
 }
 
-/// Copied records: their bytes in one buffer, and where each piece is.
+/// Copied records: their bytes in one buffer, their text (input, topic,
+/// partition, offset, header names) in another, and where each piece is.
+/// The text is kept in a `String` so that the lane reads it back without
+/// checking its UTF-8 again (`str::from_utf8` on four fields a record was
+/// 1.6 % of the lane's samples, `perf`, 17th session).
 #[derive(Default)]
 struct RawBatch {
     bytes: Vec<u8>,
+    text: String,
     records: Vec<RawRecord>,
 }
 
 struct RawRecord {
+    /// In `bytes`.
     payload: Range<usize>,
+    /// In `text`.
     input: Option<Range<usize>>,
     topic: Option<Range<usize>>,
     partition: Option<Range<usize>>,
     offset: Option<Range<usize>>,
+    /// In `bytes`.
     key: Option<Range<usize>>,
+    /// (name in `text`, value in `bytes`).
     headers: Vec<(Range<usize>, Range<usize>)>,
     ack: Ack,
 }
@@ -99,6 +108,7 @@ impl RawBatch {
     fn new() -> Self {
         RawBatch {
             bytes: Vec::with_capacity(BATCH_BYTES),
+            text: String::with_capacity(BATCH_RECORDS * 64),
             records: Vec::with_capacity(BATCH_RECORDS),
         }
     }
@@ -109,19 +119,25 @@ impl RawBatch {
         start..self.bytes.len()
     }
 
+    fn put_text(&mut self, s: &str) -> Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(s);
+        start..self.text.len()
+    }
+
     /// Copies one record in; `true` when the batch is full.
     fn push(&mut self, payload: &[u8], meta: &RecordMeta<'_>, ack: Ack) -> bool {
         let record = RawRecord {
             payload: self.put(payload),
-            input: meta.input.map(|s| self.put(s.as_bytes())),
-            topic: meta.topic.map(|s| self.put(s.as_bytes())),
-            partition: meta.partition.map(|s| self.put(s.as_bytes())),
-            offset: meta.offset.map(|s| self.put(s.as_bytes())),
+            input: meta.input.map(|s| self.put_text(s)),
+            topic: meta.topic.map(|s| self.put_text(s)),
+            partition: meta.partition.map(|s| self.put_text(s)),
+            offset: meta.offset.map(|s| self.put_text(s)),
             key: meta.key.map(|k| self.put(k)),
             headers: meta
                 .headers
                 .iter()
-                .map(|(k, v)| (self.put(k.as_bytes()), self.put(v)))
+                .map(|(k, v)| (self.put_text(k), self.put(v)))
                 .collect(),
             ack,
         };
@@ -287,22 +303,22 @@ fn run_lane(
 /// Hands one batch's records to the router and returns the batch emptied;
 /// on [`Closed`], keeps the unsent records' `Ack`s unreleased.
 fn route(router: &mut Router, mut batch: RawBatch) -> Result<RawBatch, Closed> {
-    let RawBatch { bytes, records } = &mut batch;
-    let bytes = &*bytes;
-    let text = |r: &Option<Range<usize>>| {
-        r.as_ref()
-            .map(|r| std::str::from_utf8(&bytes[r.clone()]).unwrap_or_default())
-    };
+    let RawBatch {
+        bytes,
+        text: strings,
+        records,
+    } = &mut batch;
+    let (bytes, strings) = (&*bytes, &*strings);
+    let text = |r: &Option<Range<usize>>| r.as_ref().map(|r| &strings[r.clone()]);
     let mut headers: Vec<(&str, &[u8])> = Vec::new();
     let mut records = records.drain(..);
     while let Some(r) = records.next() {
         headers.clear();
-        headers.extend(r.headers.iter().map(|(k, v)| {
-            (
-                std::str::from_utf8(&bytes[k.clone()]).unwrap_or_default(),
-                &bytes[v.clone()],
-            )
-        }));
+        headers.extend(
+            r.headers
+                .iter()
+                .map(|(k, v)| (&strings[k.clone()], &bytes[v.clone()])),
+        );
         let meta = RecordMeta {
             input: text(&r.input),
             topic: text(&r.topic),
@@ -323,6 +339,7 @@ fn route(router: &mut Router, mut batch: RawBatch) -> Result<RawBatch, Closed> {
     }
     drop(records);
     batch.bytes.clear();
+    batch.text.clear();
     Ok(batch)
 }
 
