@@ -257,12 +257,6 @@ impl Metrics {
             r.register(Box::new(g.clone())).expect("unique metric");
             g
         }
-        fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
-                .expect("valid metric");
-            r.register(Box::new(h.clone())).expect("unique metric");
-            h
-        }
         let r = &registry;
         let scores = HistogramVec::new(
             HistogramOpts::new(
@@ -276,22 +270,30 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(scores.clone())).expect("unique metric");
-        let latency = histogram(
-            r,
-            "tollgate_processing_latency_seconds",
-            "Time from a record's arrival at the pipeline to its event being scored.",
-            &[
+        let latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "tollgate_processing_latency_seconds",
+                "Time from a record's arrival at the pipeline to its event being scored.",
+            )
+            .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ],
-        );
-        let snapshot_pause = histogram(
-            r,
-            "tollgate_snapshot_pause_seconds",
-            "Wall time a worker spent writing model snapshots at one go, between two batches of events (a snapshot round is written a slice at a time).",
-            &[
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(latency.clone()))
+            .expect("unique metric");
+        let snapshot_pause = Histogram::with_opts(
+            HistogramOpts::new(
+                "tollgate_snapshot_pause_seconds",
+                "Wall time a worker spent writing model snapshots at one go, between two batches of events (a snapshot round is written a slice at a time).",
+            )
+            .buckets(vec![
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ],
-        );
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(snapshot_pause.clone()))
+            .expect("unique metric");
         let kafka_end_to_end = HistogramVec::new(
             HistogramOpts::new(
                 "tollgate_kafka_end_to_end_seconds",
