@@ -209,7 +209,7 @@ impl Engine {
     /// Save (if changed) and drop one tenant; false (and counted) if the
     /// save failed, in which case it stays resident.
     fn evict(&mut self, t: &TenantId) -> bool {
-        if self.save(t).is_err() || !self.tenants.contains_key(t) {
+        if !self.tenants.contains_key(t) || self.save(t).is_err() {
             return false;
         }
         self.tenants.remove(t);

@@ -896,7 +896,7 @@ struct Worker {
     lanes: Lanes,
     snapshot_every: Duration,
     /// The current snapshot round's tenants still to be written, last
-    /// first (see [`Worker::snapshot_slice`]).
+    /// first (see [`Worker::write_round`]).
     round: Vec<TenantId>,
     /// A write of the current round failed.
     round_failed: bool,
@@ -1121,14 +1121,13 @@ impl Worker {
                     break;
                 }
             }
-            if self.round.is_empty() && last_snapshot.elapsed() >= self.snapshot_every {
+            let due = self.round.is_empty() && last_snapshot.elapsed() >= self.snapshot_every;
+            if due {
                 last_snapshot = Instant::now();
-                self.round = self.engine.changed_tenants();
-                self.round.reverse();
-                self.round_failed = false;
+                self.start_round();
             }
-            if !self.round.is_empty() {
-                self.snapshot_slice(&mut snapshot_errors);
+            if due || !self.round.is_empty() {
+                self.write_round(&mut snapshot_errors, true);
             }
             self.publish_stats();
             if last_census.elapsed() >= self.census_every {
@@ -1243,28 +1242,26 @@ impl Worker {
     /// Writes every changed model at once (shutdown); the round in
     /// progress, if any, is part of it.
     fn snapshot(&mut self, errors: &mut u64) {
-        self.round.clear();
-        let mut failed = false;
-        for t in self.engine.changed_tenants() {
-            if self.engine.save(&t).is_err() {
-                failed = true;
-                *errors += 1;
-                self.metrics.snapshot_failures.inc();
-            }
-        }
-        if !failed {
-            self.metrics.snapshot_writes.inc();
-        }
+        self.start_round();
+        self.write_round(errors, false);
     }
 
-    /// Writes the next tenants of the snapshot round: a round written at
-    /// once stalled the worker for one write per changed tenant (5,000
-    /// tenants: over 8 s, every `snapshot_interval`), with every event
-    /// behind it waiting. A slice ends at [`SNAPSHOT_SLICE`] while events
-    /// wait, else at [`SNAPSHOT_SLICE_IDLE`] or when something arrives. A
-    /// tenant evicted or handed over in the meantime was saved then, and a
-    /// model that changes after its write is written again next round.
-    fn snapshot_slice(&mut self, errors: &mut u64) {
+    /// A snapshot round of the models changed since their last write.
+    fn start_round(&mut self) {
+        self.round = self.engine.changed_tenants();
+        self.round.reverse();
+        self.round_failed = false;
+    }
+
+    /// Writes the round's next tenants; all of them, or with `sliced` one
+    /// slice between batches: a round written at once stalled the worker
+    /// for one write per changed tenant (5,000 tenants: ≈ 8 s at 1.65 ms
+    /// a write, every `snapshot_interval`), with every event behind it waiting. A slice
+    /// ends at [`SNAPSHOT_SLICE`] while events wait, else at
+    /// [`SNAPSHOT_SLICE_IDLE`] or when something arrives. A tenant evicted
+    /// or handed over in the meantime was saved then, and a model that
+    /// changes after its write is written again next round.
+    fn write_round(&mut self, errors: &mut u64, sliced: bool) {
         let start = Instant::now();
         while let Some(t) = self.round.pop() {
             if self.engine.save(&t).is_err() {
@@ -1274,13 +1271,15 @@ impl Worker {
             }
             let spent = start.elapsed();
             let waiting = !self.rx.is_empty() || !self.control.is_empty();
-            if spent >= SNAPSHOT_SLICE_IDLE || waiting && spent >= SNAPSHOT_SLICE {
+            if sliced && (spent >= SNAPSHOT_SLICE_IDLE || waiting && spent >= SNAPSHOT_SLICE) {
                 break;
             }
         }
-        self.metrics
-            .snapshot_pause
-            .observe(start.elapsed().as_secs_f64());
+        if sliced {
+            self.metrics
+                .snapshot_pause
+                .observe(start.elapsed().as_secs_f64());
+        }
         if self.round.is_empty() && !self.round_failed {
             self.metrics.snapshot_writes.inc();
         }
